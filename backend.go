@@ -1,0 +1,90 @@
+package turnstile
+
+import "context"
+
+// Kind says how a contender shares a name with the others in its queue.
+type Kind uint8
+
+// The kinds of contender. The queue rules differ only by kind, so that a
+// mutex, the write side of a read-write lock and an election candidate
+// behave alike.
+const (
+	// Exclusive contenders hold alone, when first in the queue: a mutex,
+	// or the write side of a read-write lock.
+	Exclusive Kind = iota + 1
+	// Shared contenders hold together, when no Exclusive contender is
+	// ahead of them: the read side of a read-write lock.
+	Shared
+	// Candidate contenders run for leadership; the first one leads.
+	Candidate
+)
+
+// String returns the word that names the kind in a contender's node or
+// key, so that an operator listing a queue can read it.
+func (k Kind) String() string {
+	switch k {
+	case Exclusive:
+		return "lock"
+	case Shared:
+		return "read"
+	case Candidate:
+		return "lead"
+	}
+	return "invalid"
+}
+
+// Contender is one entry of a name's queue, as the server keeps it.
+type Contender struct {
+	// Key is where the contender lives on the server: the znode path on
+	// ZooKeeper, the key on etcd.
+	Key string
+	// Kind is the contender's kind, read back from its Key.
+	Kind Kind
+	// Seq is the server's order of arrival within the name: the znode's
+	// sequence number, or the key's create revision.
+	Seq int64
+}
+
+// Backend is what a coordination service provides so that every recipe
+// (mutex, read-write lock, election) runs on it unchanged; zklock.Session
+// and etcdlock.Session implement it, and it is the extension point for
+// another service. The recipes keep all the queue logic: a Backend only
+// stores contenders in server order, lists them, waits for one to go, and
+// removes one.
+//
+// A Backend must order contenders as its server assigns them, so that a
+// contender joining later never lands ahead of one already queued, and
+// must tie every contender to its session, so that a session that ends
+// takes its contenders with it.
+type Backend interface {
+	// Join adds a contender of the given kind to the queue of name, with
+	// value as its payload (a candidate's id), and returns it with the
+	// queue as read after the join. Join must be idempotent across lost
+	// replies: a retried or interrupted Join never leaves a second
+	// contender for one call. For Exclusive and Candidate kinds the queue
+	// returned may hold only the first contender, self's predecessor and
+	// self; for Shared it holds every contender ahead of self.
+	Join(ctx context.Context, name string, kind Kind, value []byte) (self Contender, queue []Contender, err error)
+
+	// Queue lists the contenders of name in server order, leaving out
+	// entries that are not contenders.
+	Queue(ctx context.Context, name string) ([]Contender, error)
+
+	// AwaitExit blocks until c has left the queue. It returns an error
+	// matching ErrLost if the session ends first, or ctx's error.
+	AwaitExit(ctx context.Context, c Contender) error
+
+	// Confirm checks that self is still queued on the live session, as a
+	// contender must before it believes it holds, and returns its fencing
+	// token and a channel closed when self leaves the queue other than
+	// by Leave: deleted by someone else, or its session ended.
+	Confirm(ctx context.Context, self Contender) (token int64, lost <-chan struct{}, err error)
+
+	// Leave removes self from the queue, and only self: a stale retry
+	// must not remove a later contender. It returns an error matching
+	// ErrLost if self was already gone.
+	Leave(ctx context.Context, self Contender) error
+
+	// Done is closed when the session ends: expired, revoked or closed.
+	Done() <-chan struct{}
+}

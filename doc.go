@@ -1,0 +1,24 @@
+// Package turnstile holds the vocabulary shared by its coordination
+// recipes on ZooKeeper and etcd: fair blocking locks, read-write locks and
+// leader election.
+//
+// A turnstile lets people through one at a time, in the order they came,
+// and counts each passage. Every recipe is one queue of contenders kept
+// by the server in its own order (a ZooKeeper sequence number, an etcd
+// create revision); each waiter watches only the one contender it must
+// wait for, so a release wakes only whom it admits. Every hold carries a
+// fencing token, the server's number for the contender that holds, which
+// grows with every grant and lets a protected resource refuse a former
+// holder that lost its hold without knowing it.
+//
+// The packages:
+//
+//   - zklock: a session on ZooKeeper and its Mutex.
+//   - etcdlock: a session on etcd and its Mutex.
+//   - rwlock: a read-write lock over either session.
+//   - election: leader election, and Run for leader-elected workers.
+//
+// This package has the errors every recipe returns (match them with
+// errors.Is), ValidateName, and Backend, the interface a session
+// implements so that the recipes run on it.
+package turnstile

@@ -1,0 +1,40 @@
+package turnstile
+
+import "errors"
+
+// The errors every recipe returns, whichever backend it runs on. They are
+// wrapped with the lock name or node for context, so match them with
+// errors.Is.
+var (
+	// ErrLocked is returned by TryLock and TryRLock when another
+	// contender holds the lock, or stands ahead in the queue.
+	ErrLocked = errors.New("turnstile: locked by another contender")
+
+	// ErrNotHeld is returned by Unlock, RUnlock and Resign when the value
+	// holds nothing to release.
+	ErrNotHeld = errors.New("turnstile: not held")
+
+	// ErrLost is returned when a hold or a place in the queue ended
+	// without being released: the session expired, the lease lapsed, or
+	// the contender's node was deleted by someone else.
+	ErrLost = errors.New("turnstile: hold lost")
+
+	// ErrNoLeader is returned by Leader when no candidate leads.
+	ErrNoLeader = errors.New("turnstile: no leader")
+
+	// ErrStaleToken is returned by a Fence when an operation carries a
+	// token older than one the fence has already admitted.
+	ErrStaleToken = errors.New("turnstile: stale fencing token")
+
+	// ErrInvalidName is returned, before any server call, for a lock or
+	// election name that ValidateName rejects.
+	ErrInvalidName = errors.New("turnstile: invalid name")
+
+	// ErrNilSession is returned, before any server call, by a recipe
+	// built on a nil session.
+	ErrNilSession = errors.New("turnstile: nil session")
+
+	// ErrSessionClosed is returned, before any server call, by a recipe
+	// whose session was closed by its owner.
+	ErrSessionClosed = errors.New("turnstile: session closed")
+)

@@ -1,0 +1,158 @@
+// Package proxy is a loopback TCP proxy whose traffic a test can cut and
+// restore, to partition one client from its server without touching the
+// server or any other client.
+package proxy
+
+import (
+	"io"
+	"net"
+	"sync"
+)
+
+// Proxy forwards connections accepted on Addr to a fixed target.
+//
+// While cut, a partition is silence rather than a reset: live
+// connections are dropped and new ones are accepted but left unanswered,
+// as a client behind a dead link would see. Those held connections are
+// forwarded once the proxy is restored, if the client still waits on them.
+type Proxy struct {
+	target string
+	ln     net.Listener
+
+	mu       sync.Mutex
+	cut      bool
+	restored chan struct{} // closed by Restore; replaced by Cut
+	conns    map[net.Conn]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// Start listens on a free loopback port and forwards to target.
+func Start(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{target: target, ln: ln, restored: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	close(p.restored)
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// Addr is the address clients dial instead of the target.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut drops every live connection and holds new ones silent until Restore.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.cut {
+		p.cut = true
+		p.restored = make(chan struct{})
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Restore lets traffic through again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		p.cut = false
+		close(p.restored)
+	}
+}
+
+// Close stops the proxy and drops every connection.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	if p.cut {
+		p.cut = false
+		close(p.restored)
+	}
+	p.mu.Unlock()
+	err := p.ln.Close()
+	p.wg.Wait()
+	return err
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+// track registers c so that Cut and Close can drop it; it reports false,
+// closing c, when the proxy is cut or closed already.
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut || p.closed {
+		c.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) serve(client net.Conn) {
+	defer p.wg.Done()
+	p.mu.Lock()
+	restored, closed := p.restored, p.closed
+	if !closed {
+		p.conns[client] = struct{}{}
+	}
+	p.mu.Unlock()
+	if closed {
+		client.Close()
+		return
+	}
+	<-restored
+	// A Cut between the wait and here has closed client already; the
+	// upstream dial then fails to be tracked and is closed too.
+	upstream, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	if !p.track(upstream) {
+		client.Close()
+		return
+	}
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go pipe(&pipes, upstream, client)
+	go pipe(&pipes, client, upstream)
+	pipes.Wait()
+	p.mu.Lock()
+	delete(p.conns, client)
+	delete(p.conns, upstream)
+	p.mu.Unlock()
+}
+
+// pipe copies until either side fails, then closes both so that the
+// other direction ends too.
+func pipe(wg *sync.WaitGroup, dst, src net.Conn) {
+	defer wg.Done()
+	_, _ = io.Copy(dst, src) // a reset, a cut or EOF: all end the pair
+	dst.Close()
+	src.Close()
+}

@@ -1,0 +1,62 @@
+// Package queue is the one queue algorithm behind every recipe: given the
+// contenders of a name in server order, it decides whether a contender is
+// admitted or which single contender it must wait for. It is pure; the
+// backends supply the order and the waiting.
+package queue
+
+import (
+	"fmt"
+
+	"github.com/turnstile-go/turnstile"
+)
+
+// Decision is what a contender does after reading the queue.
+type Decision struct {
+	// Admitted reports that the contender holds (or leads).
+	Admitted bool
+	// Wait is the one contender to wait for when not admitted: the
+	// immediate predecessor of an Exclusive or Candidate contender, the
+	// nearest non-Shared contender ahead of a Shared one.
+	Wait turnstile.Contender
+	// Last reports that Wait is the only contender keeping self out, so
+	// that its exit admits self without reading the queue again:
+	// contenders only ever join behind self.
+	Last bool
+}
+
+// Decide applies the queue rules to queue, in server order, for the
+// contender whose Key is self. A self missing from queue has been removed
+// behind its owner's back, and the error matches turnstile.ErrLost.
+func Decide(queue []turnstile.Contender, self string) (Decision, error) {
+	i := index(queue, self)
+	if i < 0 {
+		return Decision{}, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self)
+	}
+	w := blocker(queue[:i], queue[i].Kind)
+	if w < 0 {
+		return Decision{Admitted: true}, nil
+	}
+	return Decision{Wait: queue[w], Last: blocker(queue[:w], queue[i].Kind) < 0}, nil
+}
+
+// blocker returns the index of the nearest contender in ahead that keeps
+// a contender of kind k out, or -1 if none does. Only a Shared contender
+// lets others of its kind through; an unknown kind is kept out by
+// everyone, as the safe reading of a queue written by a newer version.
+func blocker(ahead []turnstile.Contender, k turnstile.Kind) int {
+	for j := len(ahead) - 1; j >= 0; j-- {
+		if k != turnstile.Shared || ahead[j].Kind != turnstile.Shared {
+			return j
+		}
+	}
+	return -1
+}
+
+func index(queue []turnstile.Contender, key string) int {
+	for i, c := range queue {
+		if c.Key == key {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,218 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/turnstile-go/turnstile"
+)
+
+const (
+	x = turnstile.Exclusive
+	s = turnstile.Shared
+	c = turnstile.Candidate
+)
+
+// q builds a queue in server order from "w1 r1 r2" style words: the
+// first letter gives the kind (w/x exclusive, r shared, c candidate) and
+// the word is the key.
+func q(words string) []turnstile.Contender {
+	var cs []turnstile.Contender
+	for i, w := range strings.Fields(words) {
+		k := map[byte]turnstile.Kind{'w': x, 'x': x, 'r': s, 'c': c}[w[0]]
+		cs = append(cs, turnstile.Contender{Key: w, Kind: k, Seq: int64(i + 1)})
+	}
+	return cs
+}
+
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		rule, queue, self string
+		admitted        bool
+		wait            string // key waited for when not admitted
+		last            bool
+	}{
+		// mutex / write lock: admitted when first, else waits for its immediate predecessor.
+		{"exclusive alone", "x1", "x1", true, "", false},
+		{"exclusive first", "x1 x2 x3", "x1", true, "", false},
+		{"exclusive second waits first", "x1 x2 x3", "x2", false, "x1", true},
+		{"exclusive third waits predecessor", "x1 x2 x3", "x3", false, "x2", false},
+		{"writer behind one reader", "r1 w1", "w1", false, "r1", true},
+		{"writer behind readers waits the last", "r1 r2 r3 w1", "w1", false, "r3", false},
+		{"writer behind writer and reader", "w1 r1 w2", "w2", false, "r1", false},
+		// read lock: admitted when no writer is ahead, else waits for the nearest writer ahead.
+		{"reader alone", "r1", "r1", true, "", false},
+		{"readers share", "r1 r2 r3", "r3", true, "", false},
+		{"reader behind holding writer", "w1 r1", "r1", false, "w1", true},
+		{"reader behind writer behind reader", "r1 w1 r2", "r2", false, "w1", true},
+		{"reader behind several writers waits the nearest", "w1 w2 w3 r1", "r1", false, "w3", false},
+		{"reader behind writers and readers", "w1 r1 w2 r2 r3", "r3", false, "w2", false},
+		{"reader ahead of a writer is not blocked by it", "r1 r2 w1 r3", "r2", true, "", false},
+		{"reader behind a waiting writer is blocked (no starvation)", "r1 r2 w1 r3", "r3", false, "w1", true},
+		// election: the first leads, the others wait for their predecessor.
+		{"candidate leads", "c1 c2", "c1", true, "", false},
+		{"candidate waits predecessor who leads", "c1 c2", "c2", false, "c1", true},
+		{"candidate waits predecessor", "c1 c2 c3", "c3", false, "c2", false},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			d, err := Decide(q(tc.queue), tc.self)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Admitted != tc.admitted || d.Wait.Key != tc.wait || d.Last != tc.last {
+				t.Errorf("Decide(%q, %s) = admitted %v, wait %q, last %v; want %v, %q, %v",
+					tc.queue, tc.self, d.Admitted, d.Wait.Key, d.Last, tc.admitted, tc.wait, tc.last)
+			}
+		})
+	}
+}
+
+// The read-write queue of the design: W1(holding) R1 R2 R3 W2 R4. A
+// release of W1 must wake exactly R1–R3; each watches one distinct node.
+func TestDecideReadWriteQueue(t *testing.T) {
+	queue := q("w1 r1 r2 r3 w2 r4")
+	want := map[string]struct {
+		wait string
+		last bool
+	}{"r1": {"w1", true}, "r2": {"w1", true}, "r3": {"w1", true}, "w2": {"r3", false}, "r4": {"w2", false}}
+	for self, w := range want {
+		d, err := Decide(queue, self)
+		if err != nil || d.Admitted || d.Wait.Key != w.wait || d.Last != w.last {
+			t.Errorf("%s: %+v, %v; want wait %s, last %v", self, d, err, w.wait, w.last)
+		}
+	}
+	after := queue[1:] // W1 released
+	for _, self := range []string{"r1", "r2", "r3"} {
+		if d, _ := Decide(after, self); !d.Admitted {
+			t.Errorf("%s not admitted after w1 left", self)
+		}
+	}
+	for _, self := range []string{"w2", "r4"} {
+		if d, _ := Decide(after, self); d.Admitted {
+			t.Errorf("%s admitted after w1 left", self)
+		}
+	}
+}
+
+// A queue as a backend may return it after a join: only the first
+// contender, the predecessor and self. The decision must be the one the
+// full queue gives.
+func TestDecidePartialQueue(t *testing.T) {
+	full := q("x1 x2 x3 x4")
+	for i := range full {
+		self := full[i].Key
+		partial := []turnstile.Contender{full[0]}
+		if i > 1 {
+			partial = append(partial, full[i-1])
+		}
+		if i > 0 {
+			partial = append(partial, full[i])
+		}
+		dp, _ := Decide(partial, self)
+		df, _ := Decide(full, self)
+		if dp != df {
+			t.Errorf("%s: partial %+v, full %+v", self, dp, df)
+		}
+	}
+}
+
+func TestDecideSelfGone(t *testing.T) {
+	_, err := Decide(q("x1 x2"), "x9")
+	if !errors.Is(err, turnstile.ErrLost) {
+		t.Fatalf("err = %v, want ErrLost", err)
+	}
+}
+
+func TestParseNode(t *testing.T) {
+	id := NewID()
+	if len(id) != idLen || id == NewID() {
+		t.Fatalf("NewID() = %q: want %d hex chars, unique", id, idLen)
+	}
+	for _, k := range []turnstile.Kind{x, s, c} {
+		gk, gid, ok := ParseNode(Node(k, id))
+		if !ok || gk != k || gid != id {
+			t.Errorf("ParseNode(Node(%v)) = %v %q %v", k, gk, gid, ok)
+		}
+	}
+	for _, foreign := range []string{
+		"", "lock", "lock-", "config", "lock-xyz", "lock-0123456789abcdeg", "lock-0123456789ABCDEF",
+		"write-0123456789abcdef", "lock-0123456789abcdef0", "_c_0123-lock-0000000001",
+	} {
+		if _, _, ok := ParseNode(foreign); ok {
+			t.Errorf("ParseNode(%q) accepted a foreign entry", foreign)
+		}
+	}
+}
+
+func TestParseZNode(t *testing.T) {
+	const id = "0123456789abcdef"
+	for _, tc := range []struct {
+		child string
+		seq   int64
+		ok    bool
+	}{
+		{"lock-" + id + "-0000000000", 0, true},
+		{"read-" + id + "-0000000042", 42, true},
+		{"lead-" + id + "-2147483647", 1<<31 - 1, true},
+		{"lock-" + id + "--2147483648", 1 << 31, true}, // the counter past 2^31
+		{"lock-" + id + "--000000001", 1<<32 - 1, true},
+		{"lock-" + id, 0, false},                 // no sequence: not ours on ZooKeeper
+		{"lock-" + id + "-42", 0, false},         // ZooKeeper pads to ten digits
+		{"lock-" + id + "-2147483648", 0, false}, // not a 32-bit counter
+		{"lock-" + id + "-00000000x1", 0, false},
+		{"_c_8d3f-lock-0000000001", 0, false}, // another library's protected node
+		{"zookeeper", 0, false},
+	} {
+		_, gid, seq, ok := ParseZNode(tc.child)
+		if ok != tc.ok || ok && (seq != tc.seq || gid != id) {
+			t.Errorf("ParseZNode(%q) = %q %d %v; want %d %v", tc.child, gid, seq, ok, tc.seq, tc.ok)
+		}
+	}
+}
+
+// Children as ZooKeeper lists them (any order), with foreign entries and
+// a sequence counter that wrapped past 2^31 and past 2^32: the queue read
+// from them is in creation order, and decisions follow the rules.
+func TestZNodeQueue(t *testing.T) {
+	child := func(k turnstile.Kind, n int, seq string) string {
+		return Node(k, fmt.Sprintf("%016x", n)) + "-" + seq
+	}
+	for _, tc := range []struct {
+		name     string
+		children []string
+		want     []int // ids in order
+	}{
+		{"plain", []string{child(x, 3, "0000000012"), "config", child(x, 1, "0000000010"), child(s, 2, "0000000011")}, []int{1, 2, 3}},
+		{"past 2^31", []string{child(x, 3, "-2147483647"), child(x, 1, "2147483646"), child(s, 4, "-2147483646"), child(x, 2, "2147483647"), child(x, 5, "-2147483648")},
+			[]int{1, 2, 5, 3, 4}},
+		{"past 2^32", []string{child(x, 2, "0000000000"), child(x, 1, "-000000001"), child(x, 3, "0000000001")}, []int{1, 2, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cs []turnstile.Contender
+			for _, ch := range tc.children {
+				if k, _, seq, ok := ParseZNode(ch); ok {
+					cs = append(cs, turnstile.Contender{Key: "/locks/a/" + ch, Kind: k, Seq: seq})
+				}
+			}
+			SortZNodes(cs)
+			var got []int
+			for _, c := range cs {
+				_, id, _, _ := ParseZNode(c.Key[len("/locks/a/"):])
+				var n int
+				fmt.Sscanf(id, "%x", &n)
+				got = append(got, n)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("order %v, want %v", got, tc.want)
+			}
+			// The last contender waits for the one created just before it,
+			// an exclusive one in every case here.
+			d, err := Decide(cs, cs[len(cs)-1].Key)
+			if err != nil || d.Admitted || d.Wait != cs[len(cs)-2] {
+				t.Fatalf("Decide: %+v %v", d, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,62 @@
+package turnstile
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxNameLen bounds a name so that a contender's full path, the name plus
+// a node of a few dozen bytes, stays far below both servers' limits.
+const MaxNameLen = 1024
+
+// ValidateName reports whether name can name a lock or an election on
+// every backend, so that a program may move between ZooKeeper and etcd
+// without renaming. A valid name is an absolute slash path such as
+// /locks/orders: no empty, "." or ".." segment, no trailing slash, valid
+// UTF-8 without control characters, outside ZooKeeper's reserved
+// /zookeeper tree, and at most MaxNameLen bytes. The error matches
+// ErrInvalidName.
+func ValidateName(name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, err)
+	}
+	return nil
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("longer than %d bytes", MaxNameLen)
+	case !utf8.ValidString(name):
+		return errors.New("not valid UTF-8")
+	case name[0] != '/':
+		return errors.New("not an absolute path (must start with /)")
+	case name == "/":
+		return errors.New("the root cannot hold a queue")
+	case strings.HasSuffix(name, "/"):
+		return errors.New("trailing slash")
+	case name == "/zookeeper" || strings.HasPrefix(name, "/zookeeper/"):
+		return errors.New("inside ZooKeeper's reserved /zookeeper tree")
+	}
+	for _, r := range name {
+		// ZooKeeper refuses these in paths; etcd would take them, but a
+		// name must mean the same on both.
+		if r == 0 || unicode.IsControl(r) || (r >= 0xd800 && r <= 0xf8ff) || r >= 0xfff0 && r <= 0xffff {
+			return fmt.Errorf("character %U not allowed", r)
+		}
+	}
+	for _, seg := range strings.Split(name[1:], "/") {
+		switch seg {
+		case "":
+			return errors.New("empty segment")
+		case ".", "..":
+			return fmt.Errorf("relative segment %q", seg)
+		}
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Proxy forwards connections accepted on Addr to a fixed target.
@@ -25,6 +26,8 @@ type Proxy struct {
 	conns    map[net.Conn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
+
+	sent atomic.Int64 // bytes forwarded from clients to the target
 }
 
 // Start listens on a free loopback port and forwards to target.
@@ -42,6 +45,11 @@ func Start(target string) (*Proxy, error) {
 
 // Addr is the address clients dial instead of the target.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Sent returns how many bytes clients have sent through to the target,
+// so that a test can tell when a request has left the client, e.g. to
+// cut the connection before its reply.
+func (p *Proxy) Sent() int64 { return p.sent.Load() }
 
 // Cut drops every live connection and holds new ones silent until Restore.
 func (p *Proxy) Cut() {
@@ -139,13 +147,25 @@ func (p *Proxy) serve(client net.Conn) {
 	}
 	var pipes sync.WaitGroup
 	pipes.Add(2)
-	go pipe(&pipes, upstream, client)
+	go pipe(&pipes, counter{upstream, &p.sent}, client)
 	go pipe(&pipes, client, upstream)
 	pipes.Wait()
 	p.mu.Lock()
 	delete(p.conns, client)
 	delete(p.conns, upstream)
 	p.mu.Unlock()
+}
+
+// counter counts what is written through it.
+type counter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c counter) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // pipe copies until either side fails, then closes both so that the

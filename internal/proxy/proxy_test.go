@@ -55,6 +55,13 @@ func TestCutAndRestore(t *testing.T) {
 	if got, err := roundTrip(c, r, "one"); err != nil || got != "one\n" {
 		t.Fatalf("through the proxy: %q %v", got, err)
 	}
+	// The count is taken after the write returns, which may be after the
+	// echo arrived.
+	for deadline := time.Now().Add(time.Second); p.Sent() != 4; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Sent() = %d, want 4", p.Sent())
+		}
+	}
 
 	p.Cut()
 	if _, err := roundTrip(c, r, "two"); err == nil {

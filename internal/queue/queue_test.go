@@ -30,9 +30,9 @@ func q(words string) []turnstile.Contender {
 func TestDecide(t *testing.T) {
 	for _, tc := range []struct {
 		rule, queue, self string
-		admitted        bool
-		wait            string // key waited for when not admitted
-		last            bool
+		admitted          bool
+		wait              string // key waited for when not admitted
+		last              bool
 	}{
 		// mutex / write lock: admitted when first, else waits for its immediate predecessor.
 		{"exclusive alone", "x1", "x1", true, "", false},

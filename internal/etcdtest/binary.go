@@ -1,0 +1,113 @@
+package etcdtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/turnstile-go/turnstile/internal/testenv"
+)
+
+// serverModule is the module whose main package is the etcd binary. Its
+// version comes from this module's go.mod, so that the processes run the
+// very server the embedded member is built from.
+const serverModule = "go.etcd.io/etcd/server/v3"
+
+// binary is built at most once per test process; the per-user cache
+// makes it at most once per version across processes and runs.
+var binary struct {
+	sync.Mutex
+	path string
+	err  error
+}
+
+// etcdBinary returns the path of an etcd binary built from this module's
+// requirement on the server module, or stops the test as unavailable
+// when it cannot be had.
+func etcdBinary(tb testing.TB) string {
+	tb.Helper()
+	binary.Lock()
+	defer binary.Unlock()
+	if binary.path == "" && binary.err == nil {
+		binary.path, binary.err = findOrBuild(tb)
+	}
+	if binary.err != nil {
+		testenv.Unavailable(tb, "etcd binary: %v", binary.err)
+	}
+	return binary.path
+}
+
+func findOrBuild(tb testing.TB) (string, error) {
+	if _, err := exec.LookPath("go"); err != nil {
+		return "", fmt.Errorf("building it needs the go command: %w", err)
+	}
+	gomod, err := goCmd("", "env", "GOMOD")
+	if err != nil {
+		return "", err
+	}
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside a Go module")
+	}
+	root := filepath.Dir(gomod)
+	// Listed from the module root, so the version is the one `go build`
+	// below will compile.
+	version, err := goCmd(root, "list", "-m", "-f", "{{.Version}}", serverModule)
+	if err != nil {
+		return "", err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		// No HOME, as in some CI sandboxes: the binary is then cached
+		// for as long as the temporary directory lives.
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "turnstile")
+	path := filepath.Join(dir, "etcd-"+version)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	// Test processes of several packages may build at once: each builds
+	// into a file of its own and renames it into place, so a reader sees
+	// either no binary or a whole one.
+	tmp, err := os.CreateTemp(dir, "etcd-"+version+".*.tmp")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	start := time.Now()
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), serverModule)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", serverModule, err, out)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", err
+	}
+	tb.Logf("built etcd %s into %s in %v", version, path, time.Since(start).Round(time.Millisecond))
+	return path, nil
+}
+
+// goCmd runs the go command in dir and returns its trimmed output.
+func goCmd(dir string, args ...string) (string, error) {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return strings.TrimSpace(string(out)), nil
+}

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package etcdtest
+
+import (
+	"syscall"
+	"time"
+)
+
+// sysProcAttr has no way outside Linux to tie a member's life to the
+// test process; a test binary killed without cleanup leaves it running.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// waitStopped cannot observe the stop outside Linux, so Pause returns
+// once the signal is sent.
+func waitStopped(int, time.Duration) error { return nil }

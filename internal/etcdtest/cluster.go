@@ -7,13 +7,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,7 +85,6 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 		m := &Member{
 			name:     fmt.Sprintf("m%d", i),
 			dir:      filepath.Join(dir, fmt.Sprintf("m%d", i)),
-			bin:      bin,
 			endpoint: fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
 			peerURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
@@ -96,7 +92,7 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 		initial = append(initial, m.name+"="+m.peerURL)
 	}
 	for _, m := range c.members {
-		m.args = []string{
+		args := []string{
 			"--name", m.name,
 			"--data-dir", filepath.Join(m.dir, "data"),
 			"--listen-client-urls", "http://" + m.endpoint,
@@ -118,6 +114,13 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 			// shown when the test fails.
 			"--log-level", "warn",
 		}
+		m.proc = &testenv.Process{
+			Name: "member " + m.name,
+			Path: bin,
+			Args: args,
+			Dir:  m.dir,
+			Log:  filepath.Join(m.dir, "etcd.log"),
+		}
 		if err := os.MkdirAll(m.dir, 0o755); err != nil {
 			return nil, err
 		}
@@ -131,7 +134,7 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 	// serves its peers, a member is answered at once or refused at once,
 	// and all are healthy in a fraction of a second.
 	for _, m := range c.members {
-		if err = m.start(); err != nil {
+		if err = m.proc.Start(); err != nil {
 			break
 		}
 		if err = m.waitPeerServing(ctx); err != nil {
@@ -173,19 +176,10 @@ func (c *Cluster) stop(tb testing.TB) {
 	if c.status != nil {
 		_ = c.status.Close()
 	}
-	// Linux kills a stopped process too; continuing it first keeps the
-	// cleanup from depending on that.
-	for _, m := range c.members {
-		m.mu.Lock()
-		if m.running() && m.paused {
-			_ = m.proc.Signal(syscall.SIGCONT)
-		}
-		m.mu.Unlock()
-	}
 	c.killAll()
 	if tb.Failed() {
 		for _, m := range c.members {
-			tb.Logf("last lines of member %s's log (%s):\n%s", m.name, m.logPath(), m.logTail(30))
+			tb.Logf("last lines of member %s's log (%s):\n%s", m.name, m.proc.Log, testenv.LogTail(m.proc.Log, 30))
 		}
 	}
 }
@@ -236,7 +230,7 @@ func (c *Cluster) Leader(ctx context.Context) (int, error) {
 	}
 	var live []int
 	for i, m := range c.members {
-		if m.live() {
+		if m.proc.Live() {
 			live = append(live, i)
 		}
 	}
@@ -303,71 +297,14 @@ func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
 type Member struct {
 	name     string
 	dir      string
-	bin      string
-	args     []string
 	endpoint string
 	peerURL  string
-
-	mu     sync.Mutex
-	proc   *os.Process
-	exited chan struct{} // closed once proc has exited and been reaped
-	paused bool
+	proc     *testenv.Process
 }
 
 // Endpoint is the member's client address, host:port, which a client, a
 // proxy or Metric takes.
 func (m *Member) Endpoint() string { return m.endpoint }
-
-func (m *Member) logPath() string { return filepath.Join(m.dir, "etcd.log") }
-
-// start runs a new process of the member with the same ports, flags and
-// data directory as any earlier one.
-func (m *Member) start() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	log, err := os.OpenFile(m.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close() // the child holds its own copy
-	cmd := exec.Command(m.bin, m.args...)
-	// An *os.File is handed to the child as is: no goroutine copies its
-	// output, and none outlives the process.
-	cmd.Stdout = log
-	cmd.Stderr = log
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting member %s: %w", m.name, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the log says why it exited
-		close(exited)
-	}()
-	m.proc, m.exited, m.paused = cmd.Process, exited, false
-	return nil
-}
-
-// running reports whether the member's process has been started and has
-// not exited. The caller holds m.mu.
-func (m *Member) running() bool {
-	if m.exited == nil {
-		return false
-	}
-	select {
-	case <-m.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// live reports whether the member runs and is not paused.
-func (m *Member) live() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.running() && !m.paused
-}
 
 // waitPeerServing waits until the member answers on its peer port, which
 // it does once it has bootstrapped, before it has a quorum.
@@ -386,12 +323,9 @@ func (m *Member) waitHealthy(ctx context.Context) error {
 	})
 }
 
-// poll calls check until it succeeds, the member's process exits, or ctx
-// ends.
+// poll calls check until it succeeds, the member's process crashes, or
+// ctx ends.
 func (m *Member) poll(ctx context.Context, check func(context.Context) error) error {
-	m.mu.Lock()
-	exited := m.exited
-	m.mu.Unlock()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, statusTimeout)
 		last := check(cctx)
@@ -399,9 +333,10 @@ func (m *Member) poll(ctx context.Context, check func(context.Context) error) er
 		if last == nil {
 			return nil
 		}
+		if err := m.proc.Crashed(); err != nil {
+			return fmt.Errorf("%w; its log ends:\n%s", err, testenv.LogTail(m.proc.Log, 20))
+		}
 		select {
-		case <-exited:
-			return fmt.Errorf("member %s exited; its log ends:\n%s", m.name, m.logTail(20))
 		case <-ctx.Done():
 			return fmt.Errorf("member %s: %w; last: %w", m.name, ctx.Err(), last)
 		case <-time.After(10 * time.Millisecond):
@@ -430,49 +365,15 @@ func get(ctx context.Context, url string) error {
 // Kill sends SIGKILL to the member, paused or not, and returns once the
 // process has exited, so that a restart finds its ports free. A member
 // that is not running is left as it is.
-func (m *Member) Kill() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.running() {
-		return nil
-	}
-	if err := m.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("killing member %s: %w", m.name, err)
-	}
-	<-m.exited
-	m.paused = false
-	return nil
-}
+func (m *Member) Kill() error { return m.proc.Kill() }
 
 // Pause freezes the member with SIGSTOP: its connections stay open but
 // nothing on them is answered, as with a machine that hangs or a process
 // stuck in a long GC pause. It returns once the process is stopped.
-func (m *Member) Pause() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.running() {
-		return fmt.Errorf("pausing member %s: not running", m.name)
-	}
-	if err := m.proc.Signal(syscall.SIGSTOP); err != nil {
-		return fmt.Errorf("pausing member %s: %w", m.name, err)
-	}
-	m.paused = true
-	return waitStopped(m.proc.Pid, 10*time.Second)
-}
+func (m *Member) Pause() error { return m.proc.Pause() }
 
 // Resume lets a paused member run again with SIGCONT.
-func (m *Member) Resume() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.running() {
-		return fmt.Errorf("resuming member %s: not running", m.name)
-	}
-	if err := m.proc.Signal(syscall.SIGCONT); err != nil {
-		return fmt.Errorf("resuming member %s: %w", m.name, err)
-	}
-	m.paused = false
-	return nil
-}
+func (m *Member) Resume() error { return m.proc.Resume() }
 
 // Restart kills the member if it runs, starts it again on the same ports
 // and data directory, and returns once it is healthy, that is back in the
@@ -481,21 +382,8 @@ func (m *Member) Restart(ctx context.Context) error {
 	if err := m.Kill(); err != nil {
 		return err
 	}
-	if err := m.start(); err != nil {
+	if err := m.proc.Start(); err != nil {
 		return err
 	}
 	return m.waitHealthy(ctx)
-}
-
-// logTail returns about the last n lines of the member's log.
-func (m *Member) logTail(n int) string {
-	data, err := os.ReadFile(m.logPath())
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

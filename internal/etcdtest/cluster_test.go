@@ -141,7 +141,7 @@ func writeUntilServed(ctx context.Context, t *testing.T, cli *clientv3.Client, k
 func requireSettled(ctx context.Context, t *testing.T, c *Cluster) int {
 	t.Helper()
 	for i := range 3 {
-		if !c.Member(i).live() {
+		if !c.Member(i).proc.Live() {
 			t.Fatalf("member %d is not running", i)
 		}
 	}

@@ -121,7 +121,7 @@ func (c *Cluster) Expire(ctx context.Context, sessionID int64) error {
 	}
 	var errs []error
 	for _, n := range c.nodes {
-		if !n.up() {
+		if !n.proc.Live() {
 			continue
 		}
 		err := expire(ctx, n.Addr(), sessionID, sess)

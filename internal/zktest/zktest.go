@@ -14,17 +14,13 @@
 package zktest
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -213,15 +209,14 @@ func tryStart(root, classpath string, n int, cfg config) (*Cluster, error) {
 			id:         i + 1,
 			dir:        filepath.Join(root, fmt.Sprintf("node%d", i+1)),
 			clientPort: ports[perNode*i],
-			classpath:  classpath,
 		}
-		if err := node.configure(cfg, servers.String()); err != nil {
+		if err := node.configure(cfg, servers.String(), classpath); err != nil {
 			return nil, err
 		}
 		c.nodes = append(c.nodes, node)
 	}
 	for _, node := range c.nodes {
-		if err := node.launch(); err != nil {
+		if err := node.proc.Start(); err != nil {
 			c.stop(nil)
 			return nil, err
 		}
@@ -274,7 +269,7 @@ func (c *Cluster) WaitServing(ctx context.Context) error {
 			if err := n.crashed(); err != nil {
 				return err
 			}
-			if !n.up() {
+			if !n.proc.Live() {
 				continue
 			}
 			if m, err := n.Mode(ctx); err != nil || m == "" {
@@ -315,7 +310,7 @@ func (c *Cluster) Leader(ctx context.Context) (int, error) {
 		modes := make([]string, len(c.nodes))
 		for i, n := range c.nodes {
 			modes[i] = "down"
-			if !n.up() {
+			if !n.proc.Live() {
 				continue
 			}
 			m, err := n.Mode(ctx)
@@ -361,18 +356,12 @@ type Node struct {
 	id         int // ZooKeeper's myid
 	dir        string
 	clientPort int
-	classpath  string
-
-	mu     sync.Mutex
-	proc   *os.Process
-	exited chan struct{} // closed once proc has been reaped
-	err    error         // proc's exit status, set before exited closes
-	paused bool
-	killed bool // by Kill, so an exit is no crash
+	proc       *testenv.Process
 }
 
-// configure writes the node's zoo.cfg, myid and log4j configuration.
-func (n *Node) configure(cfg config, servers string) error {
+// configure writes the node's zoo.cfg, myid and log4j configuration and
+// prepares the java command that runs it.
+func (n *Node) configure(cfg config, servers, classpath string) error {
 	data := filepath.Join(n.dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return err
@@ -406,41 +395,17 @@ log4j.appender.FILE.layout.ConversionPattern=%%d{ISO8601} %%-5p [%%t] %%c{1}: %%
 			return err
 		}
 	}
-	return nil
-}
-
-// launch starts the java process without waiting for it to serve.
-func (n *Node) launch() error {
-	out, err := os.OpenFile(filepath.Join(n.dir, "java.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
 	args := append([]string{}, jvmFlags...)
 	// The node's directory comes first so that its log4j.properties wins.
-	args = append(args, "-cp", n.dir+string(os.PathListSeparator)+n.classpath,
+	args = append(args, "-cp", n.dir+string(os.PathListSeparator)+classpath,
 		"org.apache.zookeeper.server.quorum.QuorumPeerMain", filepath.Join(n.dir, "zoo.cfg"))
-	cmd := exec.Command("java", args...)
-	cmd.Dir = n.dir
-	cmd.Stdout, cmd.Stderr = out, out
-	// Should the test binary die without running its cleanups (a panic
-	// on timeout), the kernel kills the servers instead of leaving them
-	// holding ports.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
+	n.proc = &testenv.Process{
+		Name: fmt.Sprintf("node %d (%s)", n.id, n.Addr()),
+		Path: "java",
+		Args: args,
+		Dir:  n.dir,
+		Log:  filepath.Join(n.dir, "java.out"),
 	}
-	exited := make(chan struct{})
-	n.mu.Lock()
-	n.proc, n.exited, n.paused, n.killed = cmd.Process, exited, false, false
-	n.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		n.mu.Lock()
-		n.err = err
-		n.mu.Unlock()
-		close(exited)
-	}()
 	return nil
 }
 
@@ -453,84 +418,24 @@ func (n *Node) Dir() string { return n.dir }
 
 // crashed returns an error if the process exited without Kill.
 func (n *Node) crashed() error {
-	n.mu.Lock()
-	proc, exited, killed := n.proc, n.exited, n.killed
-	n.mu.Unlock()
-	if proc == nil || killed {
-		return nil
+	if err := n.proc.Crashed(); err != nil {
+		return fmt.Errorf("%w\n%s", err, n.logTail(10))
 	}
-	select {
-	case <-exited:
-		n.mu.Lock()
-		err := n.err
-		n.mu.Unlock()
-		return fmt.Errorf("node %d (%s) exited: %v\n%s", n.id, n.Addr(), err, n.logTail(10))
-	default:
-		return nil
-	}
-}
-
-// up reports whether the process runs and is not paused.
-func (n *Node) up() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.proc == nil || n.paused {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
+	return nil
 }
 
 // Kill sends SIGKILL, the crash a server cannot react to, and waits until
 // the process is gone so that its ports are free. Killing a node that is
 // not running does nothing.
-func (n *Node) Kill() error {
-	n.mu.Lock()
-	proc, exited := n.proc, n.exited
-	n.killed = true
-	n.mu.Unlock()
-	if proc == nil {
-		return nil
-	}
-	if err := proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	<-exited
-	n.mu.Lock()
-	n.paused = false
-	n.mu.Unlock()
-	return nil
-}
+func (n *Node) Kill() error { return n.proc.Kill() }
 
 // Pause stops the process with SIGSTOP: its sockets stay open and the
 // kernel still accepts connections, but nothing answers, as with a server
 // stuck in a long GC pause or a hung host.
-func (n *Node) Pause() error { return n.signal(syscall.SIGSTOP, true) }
+func (n *Node) Pause() error { return n.proc.Pause() }
 
 // Resume continues a paused process with SIGCONT.
-func (n *Node) Resume() error { return n.signal(syscall.SIGCONT, false) }
-
-func (n *Node) signal(sig syscall.Signal, paused bool) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.proc == nil {
-		return fmt.Errorf("node %d: not running", n.id)
-	}
-	select {
-	case <-n.exited:
-		return fmt.Errorf("node %d: exited: %v", n.id, n.err)
-	default:
-	}
-	if err := n.proc.Signal(sig); err != nil {
-		return fmt.Errorf("node %d: %v: %w", n.id, sig, err)
-	}
-	n.paused = paused
-	return nil
-}
+func (n *Node) Resume() error { return n.proc.Resume() }
 
 // Restart kills the node if it runs, starts it again on the same ports
 // and data directory, and waits until it serves: a crashed server that
@@ -539,7 +444,7 @@ func (n *Node) Restart(ctx context.Context) error {
 	if err := n.Kill(); err != nil {
 		return err
 	}
-	if err := n.launch(); err != nil {
+	if err := n.proc.Start(); err != nil {
 		return err
 	}
 	return n.waitServing(ctx)
@@ -598,25 +503,11 @@ func parseMode(out string) (mode string, complete bool) {
 func (n *Node) logTail(lines int) string {
 	var b strings.Builder
 	for _, name := range []string{"java.out", "zookeeper.log"} {
-		f, err := os.Open(filepath.Join(n.dir, name))
-		if err != nil {
+		tail := testenv.LogTail(filepath.Join(n.dir, name), lines)
+		if tail == "" {
 			continue
 		}
-		var tail []string
-		s := bufio.NewScanner(f)
-		s.Buffer(make([]byte, 64*1024), 1024*1024)
-		for s.Scan() {
-			// Stack frames would crowd out the messages that explain them.
-			if strings.HasPrefix(s.Text(), "\tat ") {
-				continue
-			}
-			tail = append(tail, s.Text())
-			if len(tail) > lines {
-				tail = tail[1:]
-			}
-		}
-		f.Close()
-		for _, l := range tail {
+		for _, l := range strings.Split(tail, "\n") {
 			b.WriteString(name + ": " + l + "\n")
 		}
 	}

@@ -1,4 +1,4 @@
-package etcdtest
+package testenv
 
 import (
 	"bytes"
@@ -8,19 +8,19 @@ import (
 	"time"
 )
 
-// sysProcAttr makes the kernel kill a member when the test process dies
+// sysProcAttr makes the kernel kill a server when the test process dies
 // without running its cleanups, as when `go test -timeout` panics, so
-// that no orphan keeps its ports and data directory.
+// that no orphan keeps its ports and directory.
 //
-// The signal is tied to the thread that started the member, not to the
+// The signal is tied to the thread that started the server, not to the
 // process; the Go runtime only ends a thread when a goroutine exits while
-// locked to it, which nothing in a test that starts members should do.
+// locked to it, which nothing in a test that starts servers should do.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
 // waitStopped returns once the kernel shows pid stopped, so that a
-// paused member is frozen by the time Pause returns: SIGSTOP is
+// paused server is frozen by the time Pause returns: SIGSTOP is
 // delivered asynchronously.
 func waitStopped(pid int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)

@@ -1,13 +1,13 @@
 //go:build !linux
 
-package etcdtest
+package testenv
 
 import (
 	"syscall"
 	"time"
 )
 
-// sysProcAttr has no way outside Linux to tie a member's life to the
+// sysProcAttr has no way outside Linux to tie a server's life to the
 // test process; a test binary killed without cleanup leaves it running.
 func sysProcAttr() *syscall.SysProcAttr { return nil }
 

@@ -43,6 +43,10 @@ type Contender struct {
 	// Seq is the server's order of arrival within the name: the znode's
 	// sequence number, or the key's create revision.
 	Seq int64
+	// Token is the contender's fencing token (the znode's czxid, the
+	// key's create revision) where the server has told it: always for
+	// the contender Join returns.
+	Token int64
 }
 
 // Backend is what a coordination service provides so that every recipe
@@ -61,9 +65,12 @@ type Backend interface {
 	// value as its payload (a candidate's id), and returns it with the
 	// queue as read after the join. Join must be idempotent across lost
 	// replies: a retried or interrupted Join never leaves a second
-	// contender for one call. For Exclusive and Candidate kinds the queue
-	// returned may hold only the first contender, self's predecessor and
-	// self; for Shared it holds every contender ahead of self.
+	// contender for one call, and a Join that fails leaves nothing. A
+	// backend that can read the queue in the same round trip returns it;
+	// otherwise it returns nil and the caller reads it with Queue. For
+	// Exclusive and Candidate kinds the queue returned may hold only the
+	// first contender, self's predecessor and self; for Shared it holds
+	// every contender ahead of self.
 	Join(ctx context.Context, name string, kind Kind, value []byte) (self Contender, queue []Contender, err error)
 
 	// Queue lists the contenders of name in server order, leaving out
@@ -74,11 +81,15 @@ type Backend interface {
 	// matching ErrLost if the session ends first, or ctx's error.
 	AwaitExit(ctx context.Context, c Contender) error
 
-	// Confirm checks that self is still queued on the live session, as a
-	// contender must before it believes it holds, and returns its fencing
-	// token and a channel closed when self leaves the queue other than
-	// by Leave: deleted by someone else, or its session ended.
-	Confirm(ctx context.Context, self Contender) (token int64, lost <-chan struct{}, err error)
+	// Confirm is called when self is admitted, and returns a channel
+	// closed when self leaves the queue other than by Leave: deleted by
+	// someone else, or its session ended. checked reports that a queue
+	// read just showed self admitted; otherwise (self was admitted by its
+	// predecessor's exit alone) Confirm must check, before returning, that
+	// self is still queued on the live session. After a read, it may
+	// arm the loss signal after returning, to keep that work off the
+	// hand-off's critical path.
+	Confirm(ctx context.Context, self Contender, checked bool) (lost <-chan struct{}, err error)
 
 	// Leave removes self from the queue, and only self: a stale retry
 	// must not remove a later contender. It returns an error matching

@@ -1,0 +1,236 @@
+// Package recipe is the acquisition loop every recipe shares, written
+// once over turnstile.Backend: join the queue, decide, wait for the one
+// contender in the way, read again, and confirm before believing in a
+// hold. Mutexes, read-write locks and elections are thin layers on it.
+package recipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
+)
+
+// CleanupTimeout bounds the removal of a contender whose Lock failed. It
+// does not use the caller's context, which is often the reason for the
+// failure and already done.
+const CleanupTimeout = 10 * time.Second
+
+// Lock is one recipe value's hold on a name: at most one contender in the
+// server's queue, shared by the value's goroutines through a local FIFO.
+type Lock struct {
+	b    turnstile.Backend
+	name string
+	err  error // set at construction: every call fails with it
+
+	gate gate
+
+	mu   sync.Mutex
+	held *Hold
+}
+
+// Hold is a granted place at the head of a queue.
+type Hold struct {
+	Self turnstile.Contender
+	Lost <-chan struct{}
+}
+
+// New returns a Lock on name over b. A nil b or an invalid name makes
+// every call fail with an error matching turnstile.ErrNilSession or
+// turnstile.ErrInvalidName, before any server call.
+func New(b turnstile.Backend, name string) *Lock {
+	l := &Lock{b: b, name: name}
+	if isNil(b) {
+		l.err = fmt.Errorf("%w: lock %q", turnstile.ErrNilSession, name)
+	} else {
+		l.err = turnstile.ValidateName(name)
+	}
+	return l
+}
+
+// isNil sees through an interface holding a nil pointer, which is what a
+// nil *zklock.Session passed as a Backend is.
+func isNil(b turnstile.Backend) bool {
+	if b == nil {
+		return true
+	}
+	v := reflect.ValueOf(b)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// Acquire joins the queue as a contender of kind with value as payload
+// and blocks until admitted. With try set it never waits: if it is not
+// admitted at once it leaves the queue and returns an error matching
+// turnstile.ErrLocked. On any error nothing of this call is left in the
+// queue.
+func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, value []byte, try bool) error {
+	if l.err != nil {
+		return l.err
+	}
+	if try {
+		if !l.gate.tryEnter() {
+			return fmt.Errorf("%w: %s (held through this value)", turnstile.ErrLocked, l.name)
+		}
+	} else if err := l.gate.enter(ctx); err != nil {
+		return err
+	}
+	h, err := l.acquire(ctx, kind, value, try)
+	if err != nil {
+		l.gate.leave()
+		return err
+	}
+	l.mu.Lock()
+	l.held = h
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, value []byte, try bool) (*Hold, error) {
+	self, q, err := l.b.Join(ctx, l.name, kind, value)
+	if err != nil {
+		return nil, err
+	}
+	if q == nil {
+		q, err = l.b.Queue(ctx, l.name)
+	}
+	var h *Hold
+	if err == nil {
+		h, err = l.wait(ctx, self, q, try)
+	}
+	if err != nil {
+		l.abandon(self)
+		return nil, err
+	}
+	return h, nil
+}
+
+// wait runs the queue rules until self is admitted and confirmed.
+func (l *Lock) wait(ctx context.Context, self turnstile.Contender, q []turnstile.Contender, try bool) (*Hold, error) {
+	for {
+		d, err := queue.Decide(q, self.Key)
+		if err != nil {
+			return nil, err
+		}
+		checked := d.Admitted
+		if !d.Admitted {
+			if try {
+				return nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
+			}
+			if err := l.b.AwaitExit(ctx, d.Wait); err != nil {
+				return nil, err
+			}
+			if !d.Last {
+				if q, err = l.b.Queue(ctx, l.name); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		lost, err := l.b.Confirm(ctx, self, checked)
+		if err != nil {
+			return nil, err
+		}
+		return &Hold{Self: self, Lost: lost}, nil
+	}
+}
+
+// abandon removes a contender whose acquisition failed, on its own
+// deadline rather than the caller's, which is often why it failed. If the
+// server cannot be reached now, it keeps trying in the background until
+// the contender is gone or the session ends (which removes it anyway), so
+// that a failed Lock never leaves a contender blocking others.
+func (l *Lock) abandon(self turnstile.Contender) {
+	if l.leave(self) {
+		return
+	}
+	go func() {
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+			select {
+			case <-l.b.Done():
+				return
+			case <-time.After(delay):
+			}
+			if l.leave(self) {
+				return
+			}
+		}
+	}()
+}
+
+// leave reports whether self is out of the queue after one attempt.
+func (l *Lock) leave(self turnstile.Contender) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
+	defer cancel()
+	err := l.b.Leave(ctx, self)
+	return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
+}
+
+// Release gives the hold up. It returns an error matching
+// turnstile.ErrNotHeld when nothing is held and turnstile.ErrLost when
+// the hold had already been lost; in both cases, and on success, the
+// value is free for its next acquisition. Any other error (the server
+// unreachable) leaves the hold in place for another Release.
+func (l *Lock) Release(ctx context.Context) error {
+	if l.err != nil {
+		return l.err
+	}
+	l.mu.Lock()
+	h := l.held
+	l.held = nil // claimed, so that a concurrent Release reports ErrNotHeld
+	l.mu.Unlock()
+	if h == nil {
+		return fmt.Errorf("%w: %s", turnstile.ErrNotHeld, l.name)
+	}
+	var err error
+	if closed(h.Lost) {
+		err = fmt.Errorf("%w: %s", turnstile.ErrLost, h.Self.Key)
+	} else if err = l.b.Leave(ctx, h.Self); err != nil && !errors.Is(err, turnstile.ErrLost) {
+		l.mu.Lock()
+		l.held = h
+		l.mu.Unlock()
+		return err
+	}
+	l.gate.leave()
+	return err
+}
+
+// Held returns the current hold, or nil. A lost hold is still returned
+// until released, so that callers can tell loss from release.
+func (l *Lock) Held() *Hold {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
+}
+
+// Token returns the current hold's fencing token, or 0 when nothing is
+// held or the hold was lost.
+func (l *Lock) Token() int64 {
+	h := l.Held()
+	if h == nil || closed(h.Lost) {
+		return 0
+	}
+	return h.Self.Token
+}
+
+// Lost returns the current hold's loss channel, or nil when nothing is
+// held.
+func (l *Lock) Lost() <-chan struct{} {
+	if h := l.Held(); h != nil {
+		return h.Lost
+	}
+	return nil
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

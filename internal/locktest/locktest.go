@@ -1,0 +1,373 @@
+// Package locktest holds the behaviour tests every mutex must pass,
+// written once and run by each backend's tests against its real servers.
+package locktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/turnstile-go/turnstile"
+)
+
+// Locker is what zklock.Mutex and etcdlock.Mutex have in common.
+type Locker interface {
+	Lock(ctx context.Context) error
+	TryLock(ctx context.Context) error
+	Unlock(ctx context.Context) error
+	Token() int64
+	Lost() <-chan struct{}
+}
+
+// Env is how the tests reach one backend's servers.
+type Env struct {
+	// NewMutex opens a session of its own, closed when tb ends, and
+	// returns a mutex on name over it.
+	NewMutex func(tb testing.TB, name string) Locker
+	// Queued returns how many contenders the server holds under name.
+	Queued func(tb testing.TB, name string) int
+	// Writes returns a number the server increases on every change
+	// (ZooKeeper's last zxid, etcd's revision).
+	Writes func(tb testing.TB) int64
+}
+
+// Name returns a lock name no other test uses.
+func Name() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "/turnstile-test/" + hex.EncodeToString(b[:])
+}
+
+// Eventually polls cond until it holds or d passes: tests wait for server
+// state, never for time.
+func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// occupancy detects two holders inside a critical section at once.
+type occupancy struct {
+	n      atomic.Int32
+	mu     sync.Mutex
+	order  []int
+	tokens []int64
+	errs   []error
+}
+
+func (o *occupancy) enter(tb testing.TB, who int, token int64) {
+	if o.n.Add(1) != 1 {
+		tb.Errorf("contender %d entered while another held the lock", who)
+	}
+	o.mu.Lock()
+	o.order = append(o.order, who)
+	o.tokens = append(o.tokens, token)
+	o.mu.Unlock()
+	o.n.Add(-1)
+}
+
+func (o *occupancy) fail(err error) {
+	o.mu.Lock()
+	o.errs = append(o.errs, err)
+	o.mu.Unlock()
+}
+
+func (o *occupancy) check(tb testing.TB, wantOrder []int) {
+	tb.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, err := range o.errs {
+		tb.Error(err)
+	}
+	for i := 1; i < len(o.tokens); i++ {
+		if o.tokens[i] <= o.tokens[i-1] {
+			tb.Errorf("grant %d has token %d after %d: tokens must increase", i, o.tokens[i], o.tokens[i-1])
+		}
+	}
+	for i, t := range o.tokens {
+		if t <= 0 {
+			tb.Errorf("grant %d has token %d", i, t)
+		}
+	}
+	if wantOrder != nil && !equal(o.order, wantOrder) {
+		tb.Errorf("grant order %v, want %v (first come, first served)", o.order, wantOrder)
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// queueUp has lockers[0] take the lock, then queues the others one by
+// one, each after the server shows the previous one queued, so that the
+// order of arrival is known. Each waiter records its grant in occ and
+// unlocks. It returns a function that releases lockers[0] and waits for
+// the waiters; ctxs, when given, are the waiters' contexts.
+func queueUp(tb testing.TB, env Env, name string, lockers []Locker, occ *occupancy, ctxs []context.Context) (release func()) {
+	tb.Helper()
+	ctx := context.Background()
+	if err := lockers[0].Lock(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	occ.enter(tb, 0, lockers[0].Token())
+	var wg sync.WaitGroup
+	for i := 1; i < len(lockers); i++ {
+		wctx := ctx
+		if ctxs != nil && ctxs[i] != nil {
+			wctx = ctxs[i]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lockers[i].Lock(wctx); err != nil {
+				if wctx.Err() == nil {
+					occ.fail(err)
+				}
+				return
+			}
+			occ.enter(tb, i, lockers[i].Token())
+			if err := lockers[i].Unlock(ctx); err != nil {
+				occ.fail(err)
+			}
+		}()
+		Eventually(tb, 10*time.Second, "waiter queued", func() bool { return env.Queued(tb, name) == i+1 })
+	}
+	return func() {
+		if err := lockers[0].Unlock(ctx); err != nil {
+			tb.Error(err)
+		}
+		wg.Wait()
+	}
+}
+
+// FIFO queues n contenders, each on its own session, and checks that
+// they are granted in arrival order, one at a time, with increasing
+// tokens, leaving the queue empty.
+func FIFO(t *testing.T, env Env, n int) {
+	name := Name()
+	lockers := make([]Locker, n)
+	want := make([]int, n)
+	for i := range lockers {
+		lockers[i] = env.NewMutex(t, name)
+		want[i] = i
+	}
+	var occ occupancy
+	queueUp(t, env, name, lockers, &occ, nil)()
+	occ.check(t, want)
+	if q := env.Queued(t, name); q != 0 {
+		t.Errorf("%d contenders left in the queue", q)
+	}
+}
+
+// CancelWaiter cancels a waiter in the middle of the queue: it returns
+// ctx's error, its contender leaves the server, and the rest are granted
+// in order.
+func CancelWaiter(t *testing.T, env Env) {
+	name := Name()
+	lockers := make([]Locker, 5)
+	for i := range lockers {
+		lockers[i] = env.NewMutex(t, name)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	ctxs := []context.Context{nil, nil, cctx, nil, nil}
+	var occ occupancy
+	release := queueUp(t, env, name, lockers, &occ, ctxs)
+	cancel()
+	Eventually(t, 10*time.Second, "cancelled waiter left the queue", func() bool { return env.Queued(t, name) == 4 })
+	release()
+	occ.check(t, []int{0, 1, 3, 4})
+	if q := env.Queued(t, name); q != 0 {
+		t.Errorf("%d contenders left in the queue", q)
+	}
+}
+
+// TryLock checks that TryLock takes a free lock, and on a held one
+// returns ErrLocked leaving nothing queued.
+func TryLock(t *testing.T, env Env) {
+	ctx := context.Background()
+	name := Name()
+	a, b := env.NewMutex(t, name), env.NewMutex(t, name)
+	if err := a.TryLock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TryLock(ctx); !errors.Is(err, turnstile.ErrLocked) {
+		t.Fatalf("TryLock on a held lock: %v, want ErrLocked", err)
+	}
+	if q := env.Queued(t, name); q != 1 {
+		t.Fatalf("%d contenders queued after a failed TryLock, want 1", q)
+	}
+	if err := a.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TryLock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SharedValue checks that goroutines sharing one value take turns
+// locally: at most one contender for the value on the server.
+func SharedValue(t *testing.T, env Env) {
+	ctx := context.Background()
+	name := Name()
+	m := env.NewMutex(t, name)
+	var occ occupancy
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Lock(ctx); err != nil {
+				occ.fail(err)
+				return
+			}
+			if q := env.Queued(t, name); q != 1 {
+				occ.fail(errors.New("more than one contender for one value"))
+			}
+			occ.enter(t, i, m.Token())
+			if err := m.Unlock(ctx); err != nil {
+				occ.fail(err)
+			}
+		}()
+	}
+	wg.Wait()
+	occ.check(t, nil)
+	if err := m.Unlock(ctx); !errors.Is(err, turnstile.ErrNotHeld) {
+		t.Fatalf("Unlock without a hold: %v, want ErrNotHeld", err)
+	}
+}
+
+// BadNames checks that invalid names fail every call with ErrInvalidName
+// and change nothing on the server.
+func BadNames(t *testing.T, env Env) {
+	ctx := context.Background()
+	names := []string{"", "locks", "/locks/", "/a//b", "/a/../b", "/a/./b", "/a\x00b", "/zookeeper/x"}
+	mutexes := make([]Locker, len(names))
+	for i, name := range names {
+		mutexes[i] = env.NewMutex(t, name) // opening a session is a write
+	}
+	before := env.Writes(t)
+	for i, name := range names {
+		m := mutexes[i]
+		for op, f := range map[string]func(context.Context) error{"Lock": m.Lock, "TryLock": m.TryLock, "Unlock": m.Unlock} {
+			if err := f(ctx); !errors.Is(err, turnstile.ErrInvalidName) {
+				t.Errorf("%s on %q: %v, want ErrInvalidName", op, name, err)
+			}
+		}
+		if m.Token() != 0 || m.Lost() != nil {
+			t.Errorf("%q: a token or a loss channel without a hold", name)
+		}
+	}
+	if after := env.Writes(t); after != before {
+		t.Errorf("the server changed (%d to %d) on invalid names", before, after)
+	}
+}
+
+// Partition checks a holder cut off from its server: Lost closes within
+// the session's lifetime plus a second, the next waiter takes over with a
+// larger token, and the former holder's Unlock reports ErrLost and
+// removes nothing of the new holder's.
+func Partition(t *testing.T, env Env, lifetime time.Duration, cutOff func(tb testing.TB, name string) (Locker, func())) {
+	ctx := context.Background()
+	name := Name()
+	a, cut := cutOff(t, name)
+	b := env.NewMutex(t, name)
+	if err := a.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tokenA := a.Token()
+	got := make(chan error, 1)
+	go func() { got <- b.Lock(ctx) }()
+	Eventually(t, 10*time.Second, "b queued", func() bool { return env.Queued(t, name) == 2 })
+
+	cut()
+	select {
+	case <-a.Lost():
+	case <-time.After(lifetime + time.Second):
+		t.Fatalf("Lost() still open %v after the cut", lifetime+time.Second)
+	}
+	if a.Token() != 0 {
+		t.Errorf("Token() = %d after the hold was lost, want 0", a.Token())
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if b.Token() <= tokenA {
+		t.Errorf("new holder's token %d is not larger than the lost hold's %d", b.Token(), tokenA)
+	}
+	if err := a.Unlock(ctx); !errors.Is(err, turnstile.ErrLost) {
+		t.Errorf("Unlock of a lost hold: %v, want ErrLost", err)
+	}
+	if q := env.Queued(t, name); q != 1 {
+		t.Errorf("%d contenders queued, want the new holder alone", q)
+	}
+	if err := b.Unlock(ctx); err != nil {
+		t.Errorf("new holder's Unlock: %v", err)
+	}
+}
+
+// Cycle has n contenders, each on its own session, take and release the
+// lock in a loop while fault runs once, after a few grants: no two ever
+// hold at once, and grants follow the order of arrival, which tokens
+// (the server's numbering of contenders) show by increasing.
+func Cycle(t *testing.T, env Env, n, rounds int, fault func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	name := Name()
+	var occ occupancy
+	var grants atomic.Int32
+	var faultOnce sync.Once
+	var faultDone sync.WaitGroup
+	var wg sync.WaitGroup
+	for i := range n {
+		m := env.NewMutex(t, name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				if err := m.Lock(ctx); err != nil {
+					occ.fail(err)
+					return
+				}
+				occ.enter(t, i, m.Token())
+				if grants.Add(1) == int32(n) {
+					faultOnce.Do(func() {
+						faultDone.Add(1)
+						go func() { defer faultDone.Done(); fault() }()
+					})
+				}
+				if err := m.Unlock(ctx); err != nil {
+					occ.fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	faultDone.Wait()
+	occ.check(t, nil)
+	if got := int(grants.Load()); got != n*rounds {
+		t.Errorf("%d grants, want %d", got, n*rounds)
+	}
+	t.Logf("%d grants across the fault", grants.Load())
+}

@@ -1,0 +1,339 @@
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
+)
+
+// The turnstile.Backend methods. A name is a znode whose children are the
+// contenders: ephemeral sequential nodes named kind-id-sequence, where id
+// is fresh for every join. The id makes each node's path unique for good,
+// so deleting by path can never remove a later contender, and it lets a
+// join whose reply was lost find its node again.
+
+var _ turnstile.Backend = (*Session)(nil)
+
+// Join creates the contender node, then reads the queue and the node's
+// czxid together: two round trips, plus the parents' creation the first
+// time a name is used.
+func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
+	id := queue.NewID()
+	path, err := s.create(ctx, name, queue.Node(kind, id), id, value)
+	if err != nil {
+		return turnstile.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
+	}
+	self, _ := s.contender(name, path[len(name)+1:])
+	// The client pipelines requests from several goroutines on one
+	// connection, and the server answers a session's requests in order.
+	var q []turnstile.Contender
+	var stat *zk.Stat
+	var qErr, statErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		q, qErr = s.Queue(ctx, name)
+	}()
+	stat, statErr = read(ctx, s, func() (*zk.Stat, error) {
+		_, st, err := s.conn.Exists(path)
+		return st, err
+	})
+	wg.Wait()
+	err = errors.Join(statErr, qErr)
+	if err == nil && stat.Czxid == 0 {
+		err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, path)
+	}
+	if err != nil {
+		go s.discard(name, id, path, nil)
+		return turnstile.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
+	}
+	self.Token = stat.Czxid
+	return self, q, nil
+}
+
+// create makes the contender node, finding it again if the reply is lost,
+// and makes the lock's parents if they are missing.
+func (s *Session) create(ctx context.Context, name, node, id string, value []byte) (string, error) {
+	prefix := name + "/" + node + "-"
+	for {
+		path, err := callOr(ctx, s, func() (string, error) {
+			return s.conn.Create(prefix, value, zk.FlagEphemeral|zk.FlagSequence, s.acl)
+		}, func(path string, err error) { s.discard(name, id, path, err) })
+		if isLostReply(err) {
+			lostReply := err
+			if path, err = s.find(ctx, name, id); err != nil {
+				go s.discard(name, id, "", lostReply) // look again once it can
+			} else if path == "" {
+				continue // the create never reached the server
+			} else {
+				s.log.Debug("zklock: found its node after a lost reply", "node", path)
+			}
+		}
+		if !errors.Is(err, zk.ErrNoNode) {
+			return path, err
+		}
+		if err := s.makeParents(ctx, name); err != nil {
+			return "", err
+		}
+	}
+}
+
+// isLostReply reports whether a request may or may not have been applied:
+// the connection went down with the request in flight.
+func isLostReply(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionMoved)
+}
+
+// find looks for the node a lost create may have made, and returns ""
+// if there is none. The node must belong to this session: another
+// session's node with the same id cannot exist, but a lookup that trusts
+// only names would adopt one.
+func (s *Session) find(ctx context.Context, name, id string) (string, error) {
+	children, err := read(ctx, s, func() ([]string, error) {
+		c, _, err := s.conn.Children(name)
+		return c, err
+	})
+	if errors.Is(err, zk.ErrNoNode) {
+		return "", nil
+	}
+	for _, child := range children {
+		if _, cid, _, ok := queue.ParseZNode(child); !ok || cid != id {
+			continue
+		}
+		path := name + "/" + child
+		stat, err := read(ctx, s, func() (*zk.Stat, error) {
+			_, st, err := s.conn.Exists(path)
+			return st, err
+		})
+		if err != nil || stat == nil || stat.EphemeralOwner != s.conn.SessionID() {
+			return "", err
+		}
+		return path, nil
+	}
+	return "", err
+}
+
+// discard removes the node of a create whose caller stopped waiting for
+// it, once its fate is known, so that an abandoned Lock leaves nothing.
+func (s *Session) discard(name, id, path string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if isLostReply(err) {
+		path, err = s.find(ctx, name, id)
+	}
+	if err == nil && path != "" {
+		if err := s.remove(ctx, path); err != nil {
+			s.log.Warn("zklock: could not remove an abandoned contender; its session's end will", "node", path, "err", err)
+		}
+	}
+}
+
+// makeParents creates name and its ancestors as container nodes, which
+// the server deletes once their last child is gone.
+func (s *Session) makeParents(ctx context.Context, name string) error {
+	for i := 1; i <= len(name); i++ {
+		if i < len(name) && name[i] != '/' {
+			continue
+		}
+		p := name[:i]
+		_, err := call(ctx, s, func() (string, error) { return s.conn.CreateContainer(p, nil, zk.FlagContainer, s.acl) })
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("zklock: create lock directory %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Queue reads the children of name: one request.
+func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender, error) {
+	children, err := read(ctx, s, func() ([]string, error) {
+		c, _, err := s.conn.Children(name)
+		return c, err
+	})
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("zklock: read queue %s: %w", name, err)
+	}
+	q := make([]turnstile.Contender, 0, len(children))
+	for _, child := range children {
+		if c, ok := s.contender(name, child); ok {
+			q = append(q, c)
+		}
+	}
+	queue.SortZNodes(q)
+	return q, nil
+}
+
+func (s *Session) contender(name, child string) (turnstile.Contender, bool) {
+	kind, _, seq, ok := queue.ParseZNode(child)
+	return turnstile.Contender{Key: name + "/" + child, Kind: kind, Seq: seq}, ok
+}
+
+// exists sets a watch on path, the only one a waiter keeps.
+func (s *Session) exists(ctx context.Context, path string) (*zk.Stat, <-chan zk.Event, error) {
+	type res struct {
+		stat *zk.Stat
+		ch   <-chan zk.Event
+	}
+	r, err := read(ctx, s, func() (res, error) {
+		ok, st, ch, err := s.conn.ExistsW(path)
+		if !ok {
+			st = nil
+		}
+		return res{st, ch}, err
+	})
+	return r.stat, r.ch, err
+}
+
+// AwaitExit watches c's node alone: one request, then one notification.
+func (s *Session) AwaitExit(ctx context.Context, c turnstile.Contender) error {
+	for {
+		stat, ch, err := s.exists(ctx, c.Key)
+		if err != nil || stat == nil {
+			return err
+		}
+		select {
+		case ev := <-ch:
+			switch ev.Type {
+			case zk.EventNodeDeleted:
+				return nil
+			case zk.EventNotWatching:
+				return s.wrap(cmpErr(ev.Err, zk.ErrClosing))
+			}
+			// The node's data changed: watch again.
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return s.cause
+		}
+	}
+}
+
+func cmpErr(err, fallback error) error {
+	if err == nil {
+		return fallback
+	}
+	return err
+}
+
+// hold is a confirmed contender's watch on its own node.
+type hold struct {
+	released atomic.Bool // set by Leave, so that its delete is not taken for a loss
+	lost     chan struct{}
+}
+
+// Confirm watches self's node, the holder's only watch, so that Lost
+// closes if someone else deletes it. After a queue read that showed self
+// admitted, the watch is set after Confirm returns, off the critical
+// path; otherwise setting it is the check that self is still queued: one
+// request either way.
+func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked bool) (<-chan struct{}, error) {
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	h := &hold{lost: make(chan struct{})}
+	var ch <-chan zk.Event
+	if !checked {
+		var err error
+		if ch, err = s.watchSelf(ctx, self.Key); err != nil {
+			return nil, err
+		}
+	}
+	s.holds.Store(self.Key, h)
+	s.wg.Add(1)
+	go s.monitor(self.Key, h, ch)
+	return h.lost, nil
+}
+
+// watchSelf sets a watch on a contender's own node, checking that it
+// exists and belongs to this session.
+func (s *Session) watchSelf(ctx context.Context, path string) (<-chan zk.Event, error) {
+	stat, ch, err := s.exists(ctx, path)
+	switch {
+	case err != nil:
+		return nil, err
+	case stat == nil:
+		return nil, fmt.Errorf("%w: %s was deleted", turnstile.ErrLost, path)
+	case stat.EphemeralOwner != s.conn.SessionID():
+		return nil, fmt.Errorf("%w: %s belongs to session %#x", turnstile.ErrLost, path, stat.EphemeralOwner)
+	}
+	return ch, nil
+}
+
+// monitor closes h.lost when the held node goes other than by Leave; ch
+// is its watch, or nil if not set yet.
+func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
+	defer s.wg.Done()
+	defer s.holds.Delete(path)
+	lose := func(why ...any) {
+		if !h.released.Load() {
+			s.log.Warn("zklock: hold lost", append([]any{"node", path}, why...)...)
+			close(h.lost)
+		}
+	}
+	for {
+		if ch == nil {
+			var err error
+			if ch, err = s.watchSelf(context.Background(), path); err != nil {
+				lose("err", err)
+				return
+			}
+		}
+		select {
+		case ev := <-ch:
+			if ev.Type != zk.EventNodeDataChanged {
+				lose("event", ev.Type.String())
+				return
+			}
+			ch = nil // the node is still there: watch again
+		case <-s.done:
+			lose("err", s.cause)
+			return
+		}
+	}
+}
+
+// Leave deletes self's node. A retry after a lost reply that finds the
+// node gone counts as success, since this call may have deleted it.
+func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
+	if v, ok := s.holds.Load(self.Key); ok {
+		h := v.(*hold)
+		h.released.Store(true)
+		err := s.remove(ctx, self.Key)
+		if err != nil && !errors.Is(err, turnstile.ErrLost) {
+			h.released.Store(false)
+		}
+		return err
+	}
+	return s.remove(ctx, self.Key)
+}
+
+func (s *Session) remove(ctx context.Context, path string) error {
+	retried := false
+	for {
+		_, err := call(ctx, s, func() (struct{}, error) { return struct{}{}, s.conn.Delete(path, -1) })
+		switch {
+		case err == nil || retried && errors.Is(err, zk.ErrNoNode):
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			return fmt.Errorf("%w: %s was deleted by someone else", turnstile.ErrLost, path)
+		case !isLostReply(err):
+			return fmt.Errorf("zklock: delete %s: %w", path, err)
+		}
+		retried = true
+		if err := pause(ctx, s); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,406 @@
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/turnstile-go/turnstile"
+)
+
+// DefaultSessionTimeout is the session timeout asked of the server when
+// no WithSessionTimeout option is given. The server may clamp it to its
+// own bounds (2 to 20 ticks by default).
+const DefaultSessionTimeout = 10 * time.Second
+
+// Option configures a Session.
+type Option func(*options)
+
+type options struct {
+	timeout time.Duration
+	acl     []zk.ACL
+	auth    []auth
+	log     *slog.Logger
+	dialer  zk.Dialer
+}
+
+type auth struct {
+	scheme string
+	cred   []byte
+}
+
+// WithSessionTimeout sets the session timeout asked of the server: how
+// long a silent client keeps its session, and so its holds.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
+}
+
+// WithACL sets the ACL of the nodes the session creates, lock parents
+// and contenders alike. The default is ZooKeeper's open ACL
+// (zk.WorldACL(zk.PermAll)); zk.AuthACL(zk.PermAll) with WithDigestAuth
+// limits a lock directory to clients with the same credentials.
+func WithACL(acl ...zk.ACL) Option {
+	return func(o *options) { o.acl = acl }
+}
+
+// WithDigestAuth adds digest credentials ("user", "password") to the
+// session, sent again on every reconnection.
+func WithDigestAuth(user, password string) Option {
+	return func(o *options) { o.auth = append(o.auth, auth{"digest", []byte(user + ":" + password)}) }
+}
+
+// WithLogger sets where the session and its ZooKeeper client log. The
+// default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
+}
+
+// WithDialer sets how Connect opens connections to the servers, for
+// example through a proxy.
+func WithDialer(d zk.Dialer) Option {
+	return func(o *options) { o.dialer = d }
+}
+
+// Session is one ZooKeeper session, the lifetime of every hold and queued
+// contender made through it. It is safe for use by several goroutines and
+// several recipes at once.
+//
+// A session ends for good when the server expires it, when the client has
+// been cut off from every server for longer than the session timeout (the
+// server has then expired it, whether or not the client has heard), or
+// when Close is called. It is never replaced by a new one behind a
+// caller's back: an ended session fails every call.
+type Session struct {
+	conn    *zk.Conn
+	acl     []zk.ACL
+	log     *slog.Logger
+	timeout atomic.Int64 // negotiated session timeout, in nanoseconds
+	heard   atomic.Int64 // unix nanoseconds of the last bytes from a server; 0 when unknown
+
+	done    chan struct{}
+	endOnce sync.Once
+	cause   error // why done closed; written once, before close(done)
+	quit    chan struct{}
+	wg      sync.WaitGroup
+
+	holds sync.Map // a held node's path to its *hold
+}
+
+// Connect opens a session on the ZooKeeper ensemble at servers
+// ("host:port" each) and waits until the server has granted it.
+func Connect(servers []string, opts ...Option) (*Session, error) {
+	o := options{timeout: DefaultSessionTimeout, dialer: net.DialTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := newSession(o)
+	dial := o.dialer
+	conn, events, err := zk.Connect(servers, o.timeout,
+		zk.WithLogger(zkLogger{s}),
+		zk.WithDialer(func(network, addr string, timeout time.Duration) (net.Conn, error) {
+			c, err := dial(network, addr, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return &heardConn{Conn: c, heard: &s.heard}, nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("zklock: connect: %w", err)
+	}
+	if err := s.start(conn, events, o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewSession makes a Session of a connection the caller opened, with the
+// event channel zk.Connect returned, which the Session then reads alone.
+// The Session owns conn from then on: it closes conn when it ends. Pass
+// WithSessionTimeout with the timeout conn was opened with: it bounds how
+// long a disconnection is tolerated before holds are presumed lost.
+// WithDialer does not apply, and the connection keeps its own logger.
+func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session, error) {
+	if conn == nil {
+		return nil, fmt.Errorf("zklock: %w: nil *zk.Conn", turnstile.ErrNilSession)
+	}
+	o := options{timeout: DefaultSessionTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// The client's SetLogger races with its own goroutines, so the
+	// connection keeps the logger it was opened with.
+	s := newSession(o)
+	if err := s.start(conn, events, o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSession(o options) *Session {
+	s := &Session{
+		acl:  o.acl,
+		log:  o.log,
+		done: make(chan struct{}),
+		quit: make(chan struct{}),
+	}
+	if s.acl == nil {
+		s.acl = zk.WorldACL(zk.PermAll)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.timeout.Store(int64(o.timeout))
+	return s
+}
+
+// start waits for the session to be granted, then watches it.
+func (s *Session) start(conn *zk.Conn, events <-chan zk.Event, o options) error {
+	s.conn = conn
+	ready := time.NewTimer(max(o.timeout, 5*time.Second))
+	defer ready.Stop()
+	for granted := false; !granted; {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return fmt.Errorf("zklock: connect: %w", zk.ErrClosing)
+			}
+			granted = ev.Type == zk.EventSession && ev.State == zk.StateHasSession
+			if ev.State == zk.StateAuthFailed {
+				conn.Close()
+				return fmt.Errorf("zklock: connect: %w", zk.ErrAuthFailed)
+			}
+		case <-ready.C:
+			conn.Close()
+			return fmt.Errorf("zklock: connect: no server granted a session within %v", max(o.timeout, 5*time.Second))
+		}
+	}
+	for _, a := range o.auth {
+		if err := conn.AddAuth(a.scheme, a.cred); err != nil {
+			conn.Close()
+			return fmt.Errorf("zklock: authenticate (%s): %w", a.scheme, err)
+		}
+	}
+	s.wg.Add(1)
+	go s.watch(events)
+	return nil
+}
+
+// watch follows the connection's state. A disconnection is tolerated
+// until the server must have expired the session: a session timeout after
+// a server was last heard from.
+func (s *Session) watch(events <-chan zk.Event) {
+	defer s.wg.Done()
+	expiry := time.NewTimer(0)
+	<-expiry.C
+	defer expiry.Stop()
+	armed := false // the client reports each failed reconnection anew
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				s.end(turnstile.ErrSessionClosed)
+				return
+			}
+			if ev.Type != zk.EventSession {
+				continue
+			}
+			switch ev.State {
+			case zk.StateExpired:
+				s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
+			case zk.StateDisconnected:
+				if !armed {
+					expiry.Reset(s.untilExpiry())
+					armed = true
+				}
+			case zk.StateHasSession:
+				expiry.Stop()
+				armed = false
+			}
+		case <-expiry.C:
+			s.end(fmt.Errorf("%w: cut off from ZooKeeper for longer than the session timeout", turnstile.ErrLost))
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// untilExpiry is how long a disconnected session may still be alive on
+// the server.
+func (s *Session) untilExpiry() time.Duration {
+	timeout := time.Duration(s.timeout.Load())
+	if heard := s.heard.Load(); heard != 0 {
+		return timeout - time.Since(time.Unix(0, heard))
+	}
+	// A connection of the caller's: the client notices silence after two
+	// thirds of the timeout, so a third is what may remain.
+	return timeout / 3
+}
+
+// end makes the session dead with cause, once, and closes the
+// connection so that the client cannot open a new session in its place.
+func (s *Session) end(cause error) {
+	s.endOnce.Do(func() {
+		s.cause = cause
+		close(s.done)
+		s.log.Info("zklock: session ended", "session", fmt.Sprintf("%#x", s.conn.SessionID()), "cause", cause)
+		go s.conn.Close()
+	})
+}
+
+// Done returns a channel closed when the session ends: expired, presumed
+// expired after a disconnection longer than the session timeout, or
+// closed. Every hold made through the session is lost by then.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the session lives, then why it ended: an error
+// matching turnstile.ErrLost, or turnstile.ErrSessionClosed after Close.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.cause
+	default:
+		return nil
+	}
+}
+
+// ID returns the ZooKeeper session id.
+func (s *Session) ID() int64 { return s.conn.SessionID() }
+
+// Close ends the session: the server deletes its nodes at once, so every
+// hold and queued contender made through it ends too. Close is
+// idempotent.
+func (s *Session) Close() error {
+	s.end(turnstile.ErrSessionClosed)
+	s.conn.Close() // waits for the server to end the session
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// heardConn records when a server last sent anything, which bounds when
+// the server last heard from the client (it answers every ping).
+type heardConn struct {
+	net.Conn
+	heard *atomic.Int64
+}
+
+func (c *heardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.heard.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// zkLogger sends the ZooKeeper client's log to the session's logger, and
+// learns the timeout the server granted, which the client does not
+// otherwise expose.
+type zkLogger struct{ s *Session }
+
+func (l zkLogger) Printf(format string, args ...any) {
+	if strings.HasPrefix(format, "authenticated:") && len(args) == 2 {
+		if ms, ok := args[1].(int32); ok && ms > 0 {
+			l.s.timeout.Store(int64(time.Duration(ms) * time.Millisecond))
+		}
+	}
+	l.s.log.Debug(fmt.Sprintf(format, args...), "component", "zk")
+}
+
+// call runs a ZooKeeper request under ctx. The client's requests take no
+// context, so a request left behind on ctx's end still completes, or
+// fails when the connection closes, in its own goroutine. A request the
+// client never sent, for want of a server, is sent again.
+func call[T any](ctx context.Context, s *Session, f func() (T, error)) (T, error) {
+	return callOr(ctx, s, f, nil)
+}
+
+// read is call for a request that changes nothing, which is also sent
+// again when its reply is lost.
+func read[T any](ctx context.Context, s *Session, f func() (T, error)) (T, error) {
+	for {
+		v, err := call(ctx, s, f)
+		if !isLostReply(err) {
+			return v, err
+		}
+	}
+}
+
+// callOr is call for a request that changes the server: if the caller
+// stops waiting, late receives the request's eventual result, so that it
+// can undo what the request did.
+func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late func(T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	for {
+		var zero T
+		if err := s.Err(); err != nil {
+			return zero, err
+		}
+		ch := make(chan result, 1)
+		go func() {
+			v, err := f()
+			ch <- result{v, err}
+		}()
+		select {
+		case r := <-ch:
+			if errors.Is(r.err, zk.ErrNoServer) {
+				if err := pause(ctx, s); err != nil {
+					return zero, err
+				}
+				continue
+			}
+			return r.v, s.wrap(r.err)
+		case <-ctx.Done():
+			if late != nil {
+				go func() {
+					r := <-ch
+					late(r.v, s.wrap(r.err))
+				}()
+			}
+			return zero, ctx.Err()
+		case <-s.done:
+			return zero, s.cause
+		}
+	}
+}
+
+// pause waits a moment before a request is sent again, while the client
+// looks for a server.
+func pause(ctx context.Context, s *Session) error {
+	select {
+	case <-time.After(50 * time.Millisecond):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return s.cause
+	}
+}
+
+// wrap turns the client's session errors into turnstile's.
+func (s *Session) wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, zk.ErrSessionExpired):
+		s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
+		return s.cause
+	case errors.Is(err, zk.ErrClosing) && s.Err() != nil:
+		return s.cause
+	}
+	return err
+}

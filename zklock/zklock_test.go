@@ -1,0 +1,491 @@
+package zklock_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/proxy"
+	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/zklock"
+)
+
+// One standalone server serves every test that does not break it; each
+// test uses fresh lock names.
+var (
+	shared    *zktest.Cluster
+	sharedErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "zklock-test")
+	if err != nil {
+		panic(err)
+	}
+	shared, sharedErr = zktest.Launch(dir, 1)
+	if shared != nil {
+		servers = shared.Servers()
+	}
+	code := m.Run()
+	if shared != nil {
+		shared.Stop()
+	}
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func server(tb testing.TB) *zktest.Cluster {
+	tb.Helper()
+	if sharedErr != nil {
+		testenv.Unavailable(tb, "zookeeper: %v", sharedErr)
+	}
+	return shared
+}
+
+func connect(tb testing.TB, c *zktest.Cluster, opts ...zklock.Option) *zklock.Session {
+	tb.Helper()
+	s, err := zklock.Connect(c.Servers(), append([]zklock.Option{zklock.WithSessionTimeout(4 * time.Second)}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func env(c *zktest.Cluster) locktest.Env {
+	var mu sync.Mutex
+	var reader *zk.Conn
+	conn := func(tb testing.TB) *zk.Conn {
+		mu.Lock()
+		defer mu.Unlock()
+		if reader == nil {
+			var err error
+			if reader, _, err = zk.Connect(c.Servers(), 10*time.Second, zk.WithLogger(zktest.Logger(tb))); err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { mu.Lock(); reader.Close(); reader = nil; mu.Unlock() })
+		}
+		return reader
+	}
+	return locktest.Env{
+		NewMutex: func(tb testing.TB, name string) locktest.Locker {
+			return zklock.NewMutex(connect(tb, c), name)
+		},
+		Queued: func(tb testing.TB, name string) int {
+			children, _, err := conn(tb).Children(name)
+			if errors.Is(err, zk.ErrNoNode) {
+				return 0
+			}
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return len(children)
+		},
+		Writes: func(tb testing.TB) int64 { return lastZxid(tb, c) },
+	}
+}
+
+// lastZxid reads the server's last zxid, which every write increases.
+func lastZxid(tb testing.TB, c *zktest.Cluster) int64 {
+	out, err := c.Node(0).FourLetter(context.Background(), "srvr")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := regexp.MustCompile(`Zxid: 0x([0-9a-f]+)`).FindStringSubmatch(out)
+	if m == nil {
+		tb.Fatalf("no zxid in srvr: %q", out)
+	}
+	z, _ := strconv.ParseInt(m[1], 16, 64)
+	return z
+}
+
+func TestFIFO(t *testing.T)         { locktest.FIFO(t, env(server(t)), 16) }
+func TestCancelWaiter(t *testing.T) { locktest.CancelWaiter(t, env(server(t))) }
+func TestTryLock(t *testing.T)      { locktest.TryLock(t, env(server(t))) }
+func TestSharedValue(t *testing.T)  { locktest.SharedValue(t, env(server(t))) }
+func TestBadNames(t *testing.T)     { locktest.BadNames(t, env(server(t))) }
+
+func TestBadSession(t *testing.T) {
+	ctx := context.Background()
+	var nilSession *zklock.Session
+	m := zklock.NewMutex(nilSession, "/locks/a")
+	for op, f := range map[string]func(context.Context) error{"Lock": m.Lock, "TryLock": m.TryLock, "Unlock": m.Unlock} {
+		if err := f(ctx); !errors.Is(err, turnstile.ErrNilSession) {
+			t.Errorf("%s on a nil session: %v, want ErrNilSession", op, err)
+		}
+	}
+	if _, err := zklock.NewSession(nil, nil); !errors.Is(err, turnstile.ErrNilSession) {
+		t.Errorf("NewSession(nil): %v, want ErrNilSession", err)
+	}
+
+	c := server(t)
+	s := connect(t, c)
+	s.Close()
+	before := lastZxid(t, c)
+	m = zklock.NewMutex(s, "/locks/closed")
+	for op, f := range map[string]func(context.Context) error{"Lock": m.Lock, "TryLock": m.TryLock} {
+		if err := f(ctx); !errors.Is(err, turnstile.ErrSessionClosed) {
+			t.Errorf("%s on a closed session: %v, want ErrSessionClosed", op, err)
+		}
+	}
+	if err := m.Unlock(ctx); !errors.Is(err, turnstile.ErrNotHeld) {
+		t.Errorf("Unlock without a hold: %v, want ErrNotHeld", err)
+	}
+	if after := lastZxid(t, c); after != before {
+		t.Errorf("the server changed on a closed session")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// sessionsWatching maps each watched path to the sessions watching it.
+func watches(tb testing.TB, c *zktest.Cluster) map[string][]int64 {
+	w, err := c.Node(0).Watches(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// requests reads, per session, the xid of its last request: it counts
+// every request but pings, so its change over an interval is the number
+// of requests a session sent.
+func requests(tb testing.TB, c *zktest.Cluster) map[int64]int64 {
+	out, err := c.Node(0).FourLetter(context.Background(), "cons")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	re := regexp.MustCompile(`sid=0x([0-9a-f]+).*lcxid=0x([0-9a-f]+)`)
+	got := map[int64]int64{}
+	for _, line := range strings.Split(out, "\n") {
+		if m := re.FindStringSubmatch(line); m != nil {
+			sid, _ := strconv.ParseUint(m[1], 16, 64)
+			xid, _ := strconv.ParseInt(m[2], 16, 64)
+			got[int64(sid)] = xid
+		}
+	}
+	return got
+}
+
+// With 20 contenders queued, each waiter watches its predecessor's node
+// and nothing else (the holder watches its own, to learn of its loss);
+// one release costs the holder's delete and the next holder's check, and
+// no other session sends anything.
+func TestHerd(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	e := env(c)
+	name := locktest.Name()
+	const n = 20
+	sessions := make([]*zklock.Session, n)
+	mutexes := make([]*zklock.Mutex, n)
+	for i := range n {
+		sessions[i] = connect(t, c)
+		mutexes[i] = zklock.NewMutex(sessions[i], name)
+	}
+	if err := mutexes[0].Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan int, n)
+	for i := 1; i < n; i++ {
+		go func() {
+			if err := mutexes[i].Lock(ctx); err != nil {
+				t.Error(err)
+			}
+			granted <- i
+		}()
+		locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == i+1 })
+	}
+	children := queueOrder(t, c, name)
+	want := map[string][]int64{children[0]: {sessions[0].ID(), sessions[1].ID()}}
+	for i := 2; i < n; i++ {
+		want[children[i-1]] = []int64{sessions[i].ID()}
+	}
+	locktest.Eventually(t, 10*time.Second, "one watch per waiter", func() bool {
+		return sameWatches(watches(t, c), want)
+	})
+	if w := watches(t, c); len(w) != n-1 {
+		t.Fatalf("%d watched nodes, want %d: %v", len(w), n-1, w)
+	}
+
+	before := requests(t, c)
+	if err := mutexes[0].Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if next := <-granted; next != 1 {
+		t.Fatalf("contender %d granted first", next)
+	}
+	// The new holder watches its own node; then the hand-off is over.
+	want = map[string][]int64{children[1]: {sessions[1].ID(), sessions[2].ID()}}
+	for i := 3; i < n; i++ {
+		want[children[i-1]] = []int64{sessions[i].ID()}
+	}
+	locktest.Eventually(t, 10*time.Second, "new holder watching its node", func() bool {
+		return sameWatches(watches(t, c), want)
+	})
+	after := requests(t, c)
+	for i, s := range sessions {
+		sent := after[s.ID()] - before[s.ID()]
+		if want := map[int]int64{0: 1, 1: 1}[i]; sent != want {
+			t.Errorf("contender %d sent %d requests during the hand-off, want %d", i, sent, want)
+		}
+	}
+	for i := 1; i < n; i++ {
+		if err := mutexes[i].Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i+1 < n {
+			<-granted
+		}
+	}
+}
+
+// queueOrder returns the full paths of name's children in queue order.
+func queueOrder(tb testing.TB, c *zktest.Cluster, name string) []string {
+	s := connect(tb, c)
+	q, err := s.Queue(context.Background(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	paths := make([]string, len(q))
+	for i, c := range q {
+		paths[i] = c.Key
+	}
+	return paths
+}
+
+func sameWatches(got, want map[string][]int64) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for path, ws := range want {
+		g := append([]int64(nil), got[path]...)
+		if len(g) != len(ws) {
+			return false
+		}
+		for _, w := range ws {
+			found := false
+			for _, x := range g {
+				found = found || x == w
+			}
+			if !found {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// A create whose reply is lost (the connection cut after the request left
+// the client, before the server answered) is found again: one node for
+// the Lock call, and the call acquires.
+func TestLostCreateReply(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	e := env(c)
+	p, err := proxy.Start(c.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var log bytes.Buffer
+	var logMu sync.Mutex
+	s, err := zklock.Connect([]string{p.Addr()}, zklock.WithSessionTimeout(10*time.Second),
+		zklock.WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&logMu, &log}, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	name := locktest.Name()
+	m := zklock.NewMutex(s, name)
+	// The first Lock creates the parents; the second is the one whose
+	// reply is lost.
+	if err := m.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.Node(0).Pause(); err != nil {
+		t.Fatal(err)
+	}
+	sent := p.Sent()
+	got := make(chan error, 1)
+	go func() { got <- m.Lock(ctx) }()
+	// A create is several times a ping's 12 bytes.
+	locktest.Eventually(t, 5*time.Second, "create sent", func() bool { return p.Sent()-sent > 40 })
+	p.Cut()
+	if err := c.Node(0).Resume(); err != nil {
+		t.Fatal(err)
+	}
+	p.Restore()
+	if err := <-got; err != nil {
+		t.Fatalf("Lock after a lost reply: %v", err)
+	}
+	if q := e.Queued(t, name); q != 1 {
+		t.Errorf("%d nodes for one Lock call, want 1", q)
+	}
+	logMu.Lock()
+	recovered := strings.Contains(log.String(), "found its node after a lost reply")
+	logMu.Unlock()
+	if !recovered {
+		t.Errorf("the lost reply was not recovered by lookup; log:\n%s", log.String())
+	}
+	if err := m.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func TestPartition(t *testing.T) {
+	c := server(t)
+	const timeout = 2 * time.Second
+	locktest.Partition(t, env(c), timeout, func(tb testing.TB, name string) (locktest.Locker, func()) {
+		p, err := proxy.Start(c.Servers()[0])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { p.Close() })
+		s, err := zklock.Connect([]string{p.Addr()}, zklock.WithSessionTimeout(timeout))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return zklock.NewMutex(s, name), p.Cut
+	})
+}
+
+// A waiter whose session expires returns an error at once, never
+// success, and a holder whose session expires sees Lost close.
+func TestSessionExpired(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	e := env(c)
+	name := locktest.Name()
+	holder := connect(t, c, zklock.WithDialer(c.Dialer()))
+	waiter := connect(t, c, zklock.WithDialer(c.Dialer()))
+	hm, wm := zklock.NewMutex(holder, name), zklock.NewMutex(waiter, name)
+	if err := hm.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- wm.Lock(ctx) }()
+	locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == 2 })
+
+	if err := c.Expire(ctx, waiter.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; !errors.Is(err, turnstile.ErrLost) {
+		t.Fatalf("waiter's Lock after its session expired: %v, want ErrLost", err)
+	}
+	if err := c.Expire(ctx, holder.ID()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hm.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lost() still open after the session expired")
+	}
+	if err := hm.Unlock(ctx); !errors.Is(err, turnstile.ErrLost) {
+		t.Fatalf("Unlock after expiry: %v, want ErrLost", err)
+	}
+	if err := hm.Lock(ctx); !errors.Is(err, turnstile.ErrLost) {
+		t.Fatalf("Lock on an expired session: %v, want ErrLost", err)
+	}
+	if q := e.Queued(t, name); q != 0 {
+		t.Errorf("%d contenders left", q)
+	}
+}
+
+// A holder whose node is deleted by someone else sees Lost close, and
+// its Unlock reports ErrLost.
+func TestNodeDeleted(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	name := locktest.Name()
+	m := zklock.NewMutex(connect(t, c), name)
+	require.NoError(t, m.Lock(ctx))
+	other := connect(t, c)
+	q, err := other.Queue(ctx, name)
+	require.NoError(t, err)
+	require.Len(t, q, 1)
+	require.NoError(t, other.Leave(ctx, q[0]))
+	select {
+	case <-m.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lost() still open after the node was deleted")
+	}
+	require.Zero(t, m.Token(), "token of a lost hold")
+	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
+}
+
+// Killing the leader of a 3-node ensemble while 8 contenders cycle: never
+// two holders, grants in arrival order.
+func TestLeaderKilled(t *testing.T) {
+	c := zktest.StartEnsemble(t, 3)
+	locktest.Cycle(t, env(c), 8, 6, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		leader, err := c.Leader(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := c.Node(leader).Kill(); err != nil {
+			t.Error(err)
+		}
+		t.Logf("killed leader node %d", leader)
+	})
+}
+
+// A connection the caller opened works as a session, which then owns it.
+func TestNewSession(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	conn, events, err := zk.Connect(c.Servers(), 4*time.Second, zk.WithLogger(zktest.Logger(t)))
+	require.NoError(t, err)
+	s, err := zklock.NewSession(conn, events, zklock.WithSessionTimeout(4*time.Second))
+	require.NoError(t, err)
+	m := zklock.NewMutex(s, locktest.Name())
+	require.NoError(t, m.Lock(ctx))
+	require.Positive(t, m.Token())
+	require.NoError(t, m.Unlock(ctx))
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, s.Err(), turnstile.ErrSessionClosed)
+	_, _, err = conn.Exists("/")
+	require.Error(t, err, "the connection outlived its session")
+}

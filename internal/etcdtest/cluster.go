@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turnstile-go/turnstile/internal/ports"
 	"github.com/turnstile-go/turnstile/internal/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -31,6 +32,11 @@ const (
 // clusterSeq makes each cluster's token unique within the process; the
 // pid makes it unique across processes.
 var clusterSeq atomic.Int64
+
+// startTimeout bounds how long a cluster may take to become healthy.
+// Starts take well under a second; the margin is for a loaded machine
+// running tests under -race.
+const startTimeout = 30 * time.Second
 
 // Cluster is a cluster of etcd members, each a separate OS process, so
 // that a test can kill, freeze and restart one.
@@ -75,7 +81,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 }
 
 func startCluster(bin, dir, token string, n int) (*Cluster, error) {
-	ports, err := testenv.FreePorts(2 * n)
+	ports, err := ports.Free(2 * n)
 	if err != nil {
 		return nil, err
 	}

@@ -1,24 +1,16 @@
 package etcdtest
 
 import (
-	"fmt"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/turnstile-go/turnstile/internal/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
-)
 
-// startTimeout bounds how long a server may take to become ready. Starts
-// take well under a second; the margin is for a loaded machine running
-// tests under -race.
-const startTimeout = 30 * time.Second
+	"github.com/turnstile-go/turnstile/internal/embedetcd"
+)
 
 // Embedded is a single-member etcd running inside the test process.
 //
@@ -55,45 +47,25 @@ func StartEmbedded(tb testing.TB) *Embedded {
 }
 
 func startEmbedded(dir string) (*Embedded, error) {
-	ports, err := testenv.FreePorts(2)
+	etcd, endpoint, err := embedetcd.Start(dir)
 	if err != nil {
 		return nil, err
 	}
-	clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
-	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	return &Embedded{etcd: etcd, endpoint: endpoint}, nil
+}
 
-	cfg := embed.NewConfig()
-	cfg.Name = "embedded"
-	cfg.Dir = dir
-	cfg.ListenClientUrls = []url.URL{clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{clientURL}
-	cfg.ListenPeerUrls = []url.URL{peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{peerURL}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	// A lone member elects itself after one election timeout; short
-	// timing makes that ~30 ms instead of ~1 s. It also lowers the
-	// minimum lease TTL (1.5 election timeouts) to well under a second.
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	// The data is thrown away with the test; fsync only costs time.
-	cfg.UnsafeNoFsync = true
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-
-	etcd, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, err
+// LaunchEmbedded starts a member outside any test, so that a TestMain
+// can share one among a package's tests; its data lives under dir, and
+// Close ends it.
+func LaunchEmbedded(dir string) (*Embedded, error) {
+	var err error
+	for attempt := range 3 {
+		var e *Embedded
+		if e, err = startEmbedded(filepath.Join(dir, strconv.Itoa(attempt))); err == nil {
+			return e, nil
+		}
 	}
-	select {
-	case <-etcd.Server.ReadyNotify():
-	case err = <-etcd.Err():
-	case <-time.After(startTimeout):
-		err = fmt.Errorf("not ready after %v", startTimeout)
-	}
-	if err != nil {
-		etcd.Close()
-		return nil, err
-	}
-	return &Embedded{etcd: etcd, endpoint: clientURL.Host}, nil
+	return nil, err
 }
 
 // Endpoint is the member's client address, host:port, which a client, a

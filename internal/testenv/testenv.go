@@ -1,10 +1,9 @@
-// Package testenv holds what every server harness needs: free loopback
-// ports and the rule that a missing server fails a test in CI instead of
-// skipping it.
+// Package testenv holds what every server harness needs: the rule that a
+// missing server fails a test in CI instead of skipping it, and the
+// server processes a test can crash, freeze and restart.
 package testenv
 
 import (
-	"net"
 	"os"
 	"strconv"
 	"testing"
@@ -26,21 +25,4 @@ func Unavailable(tb testing.TB, format string, args ...any) {
 		tb.Fatalf("CI=true and "+format, args...)
 	}
 	tb.Skipf(format, args...)
-}
-
-// FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a
-// moment ago. Holding every listener until all are chosen keeps the n
-// ports distinct; another process may still take one before the caller
-// binds it, which the harnesses handle by retrying a failed start.
-func FreePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

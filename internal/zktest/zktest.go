@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turnstile-go/turnstile/internal/ports"
 	"github.com/turnstile-go/turnstile/internal/testenv"
 )
 
@@ -68,7 +69,7 @@ const (
 
 // freePorts is a variable so that a test can hand out a port in use and
 // see the start retried.
-var freePorts = testenv.FreePorts
+var freePorts = ports.Free
 
 // Classpath returns the Java classpath of the installed ZooKeeper server,
 // or an error saying what is missing. ZOOKEEPER_CLASSPATH overrides the

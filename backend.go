@@ -77,9 +77,11 @@ type Backend interface {
 	// entries that are not contenders.
 	Queue(ctx context.Context, name string) ([]Contender, error)
 
-	// AwaitExit blocks until c has left the queue. It returns an error
-	// matching ErrLost if the session ends first, or ctx's error.
-	AwaitExit(ctx context.Context, c Contender) error
+	// AwaitExit blocks until c, the contender self waits for, has left
+	// the queue. It returns an error matching ErrLost if self's session
+	// ends first, or (where the backend can tell) self leaves the queue,
+	// and ctx's error if ctx ends first.
+	AwaitExit(ctx context.Context, self, c Contender) error
 
 	// Confirm is called when self is admitted, and returns a channel
 	// closed when self leaves the queue other than by Leave: deleted by

@@ -12,6 +12,7 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
 // The turnstile.Backend methods. A name is a znode whose children are the
@@ -197,7 +198,9 @@ func (s *Session) exists(ctx context.Context, path string) (*zk.Stat, <-chan zk.
 }
 
 // AwaitExit watches c's node alone: one request, then one notification.
-func (s *Session) AwaitExit(ctx context.Context, c turnstile.Contender) error {
+// It cannot also watch self's node without a second watch per waiter; a
+// deleted self shows at the next queue read or at Confirm.
+func (s *Session) AwaitExit(ctx context.Context, _, c turnstile.Contender) error {
 	for {
 		stat, ch, err := s.exists(ctx, c.Key)
 		if err != nil || stat == nil {
@@ -214,8 +217,8 @@ func (s *Session) AwaitExit(ctx context.Context, c turnstile.Contender) error {
 			// The node's data changed: watch again.
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-s.done:
-			return s.cause
+		case <-s.Done():
+			return s.Err()
 		}
 	}
 }
@@ -235,9 +238,9 @@ type hold struct {
 
 // Confirm watches self's node, the holder's only watch, so that Lost
 // closes if someone else deletes it. After a queue read that showed self
-// admitted, the watch is set after Confirm returns, off the critical
-// path; otherwise setting it is the check that self is still queued: one
-// request either way.
+// admitted, the watch is set recipe.WatchDelay after Confirm returns, if
+// the hold lasts that long; otherwise setting it is the check that self
+// is still queued: one request.
 func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked bool) (<-chan struct{}, error) {
 	if err := s.Err(); err != nil {
 		return nil, err
@@ -282,7 +285,16 @@ func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
 			close(h.lost)
 		}
 	}
+	if ch == nil {
+		select {
+		case <-time.After(recipe.WatchDelay):
+		case <-s.Done():
+		}
+	}
 	for {
+		if h.released.Load() {
+			return
+		}
 		if ch == nil {
 			var err error
 			if ch, err = s.watchSelf(context.Background(), path); err != nil {
@@ -297,8 +309,8 @@ func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
 				return
 			}
 			ch = nil // the node is still there: watch again
-		case <-s.done:
-			lose("err", s.cause)
+		case <-s.Done():
+			lose("err", s.Err())
 			return
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
 // DefaultSessionTimeout is the session timeout asked of the server when
@@ -85,11 +86,9 @@ type Session struct {
 	timeout atomic.Int64 // negotiated session timeout, in nanoseconds
 	heard   atomic.Int64 // unix nanoseconds of the last bytes from a server; 0 when unknown
 
-	done    chan struct{}
-	endOnce sync.Once
-	cause   error // why done closed; written once, before close(done)
-	quit    chan struct{}
-	wg      sync.WaitGroup
+	ending *recipe.Ending
+	quit   chan struct{}
+	wg     sync.WaitGroup
 
 	holds sync.Map // a held node's path to its *hold
 }
@@ -146,10 +145,10 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 
 func newSession(o options) *Session {
 	s := &Session{
-		acl:  o.acl,
-		log:  o.log,
-		done: make(chan struct{}),
-		quit: make(chan struct{}),
+		acl:    o.acl,
+		log:    o.log,
+		ending: recipe.NewEnding(),
+		quit:   make(chan struct{}),
 	}
 	if s.acl == nil {
 		s.acl = zk.WorldACL(zk.PermAll)
@@ -247,29 +246,20 @@ func (s *Session) untilExpiry() time.Duration {
 // end makes the session dead with cause, once, and closes the
 // connection so that the client cannot open a new session in its place.
 func (s *Session) end(cause error) {
-	s.endOnce.Do(func() {
-		s.cause = cause
-		close(s.done)
+	if s.ending.End(cause) {
 		s.log.Info("zklock: session ended", "session", fmt.Sprintf("%#x", s.conn.SessionID()), "cause", cause)
 		go s.conn.Close()
-	})
+	}
 }
 
 // Done returns a channel closed when the session ends: expired, presumed
 // expired after a disconnection longer than the session timeout, or
 // closed. Every hold made through the session is lost by then.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
 
 // Err returns nil while the session lives, then why it ended: an error
 // matching turnstile.ErrLost, or turnstile.ErrSessionClosed after Close.
-func (s *Session) Err() error {
-	select {
-	case <-s.done:
-		return s.cause
-	default:
-		return nil
-	}
-}
+func (s *Session) Err() error { return s.ending.Err() }
 
 // ID returns the ZooKeeper session id.
 func (s *Session) ID() int64 { return s.conn.SessionID() }
@@ -372,8 +362,8 @@ func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late fu
 				}()
 			}
 			return zero, ctx.Err()
-		case <-s.done:
-			return zero, s.cause
+		case <-s.Done():
+			return zero, s.Err()
 		}
 	}
 }
@@ -386,8 +376,8 @@ func pause(ctx context.Context, s *Session) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-s.done:
-		return s.cause
+	case <-s.Done():
+		return s.Err()
 	}
 }
 
@@ -398,9 +388,9 @@ func (s *Session) wrap(err error) error {
 		return nil
 	case errors.Is(err, zk.ErrSessionExpired):
 		s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
-		return s.cause
+		return s.Err()
 	case errors.Is(err, zk.ErrClosing) && s.Err() != nil:
-		return s.cause
+		return s.Err()
 	}
 	return err
 }

@@ -21,6 +21,13 @@ import (
 // failure and already done.
 const CleanupTimeout = 10 * time.Second
 
+// WatchDelay is how long a backend may wait before it watches a
+// contender's own key or node for deletion by someone else: most holds
+// of a busy lock end sooner, and need not pay for the watch. Session
+// loss is seen at once; such a deletion, a rare operator's act, within
+// WatchDelay and a round trip.
+const WatchDelay = 50 * time.Millisecond
+
 // Lock is one recipe value's hold on a name: at most one contender in the
 // server's queue, shared by the value's goroutines through a local FIFO.
 type Lock struct {
@@ -121,7 +128,7 @@ func (l *Lock) wait(ctx context.Context, self turnstile.Contender, q []turnstile
 			if try {
 				return nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 			}
-			if err := l.b.AwaitExit(ctx, d.Wait); err != nil {
+			if err := l.b.AwaitExit(ctx, self, d.Wait); err != nil {
 				return nil, err
 			}
 			if !d.Last {

@@ -1,0 +1,383 @@
+package etcdlock
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
+	"github.com/turnstile-go/turnstile/internal/recipe"
+)
+
+// The turnstile.Backend methods. A name's contenders are the keys
+// name/kind-id, attached to the session's lease and ordered by create
+// revision, which is also their fencing token. The id is fresh for every
+// join, so a key is never reused: a retried put cannot land twice, and a
+// delete guarded by the key's create revision cannot remove a later
+// contender.
+
+var _ turnstile.Backend = (*Session)(nil)
+
+// writeTimeout bounds a write that carries on after its caller stopped
+// waiting, so that its outcome is known before it is undone.
+const writeTimeout = 30 * time.Second
+
+// contender is what the session knows of one of its own keys.
+type contender struct {
+	gone     chan struct{} // closed when the key goes other than by Leave
+	released atomic.Bool   // set by Leave, so that its delete is no loss
+	stop     context.CancelFunc
+}
+
+// Join puts the contender key and reads what the queue rules need in one
+// transaction: one round trip. The put is conditional on the key being
+// new, so that a retry after a lost reply finds the first put instead of
+// making a second key.
+func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
+	prefix := name + "/"
+	key := prefix + queue.Node(kind, queue.NewID())
+	keys := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly()}
+	// A shared contender must see every exclusive one ahead of it; the
+	// others need only the first contender and their predecessor.
+	reads := []clientv3.Op{clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))...)}
+	if kind != turnstile.Shared {
+		reads = []clientv3.Op{
+			clientv3.OpGet(prefix, append(keys, clientv3.WithFirstCreate()...)...),
+			clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2))...),
+		}
+	}
+	then := append([]clientv3.Op{clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease))}, reads...)
+	resp, err := retry(ctx, s, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
+	}, func() { s.remove(context.Background(), key, 0) })
+	if err != nil {
+		return turnstile.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %w", name, err)
+	}
+	s.saw(resp.Header.Revision)
+	self := turnstile.Contender{Key: key, Kind: kind, Seq: resp.Header.Revision}
+	var q []turnstile.Contender
+	if resp.Succeeded {
+		q = partialQueue(resp.Responses[1:])
+	} else {
+		// An earlier attempt put the key and its reply was lost.
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != s.lease {
+			return turnstile.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %s is not this session's", name, key)
+		}
+		s.log.Debug("etcdlock: found its key after a lost reply", "key", key)
+		self.Seq = kvs[0].CreateRevision
+	}
+	self.Token = self.Seq
+	s.watchOwn(self)
+	return self, q, nil
+}
+
+// partialQueue merges the join's reads into a queue in create order. It
+// returns nil, for the caller to read the whole queue, if they hold an
+// entry that is not a contender, which may hide the first contender or
+// the predecessor.
+func partialQueue(reads []*pb.ResponseOp) []turnstile.Contender {
+	var q []turnstile.Contender
+	for _, r := range reads {
+		for _, kv := range r.GetResponseRange().Kvs {
+			c, ok := parse(kv)
+			if !ok {
+				return nil
+			}
+			if !slices.ContainsFunc(q, func(o turnstile.Contender) bool { return o.Key == c.Key }) {
+				q = append(q, c)
+			}
+		}
+	}
+	slices.SortFunc(q, func(a, b turnstile.Contender) int { return cmp.Compare(a.Seq, b.Seq) })
+	return q
+}
+
+func parse(kv *mvccpb.KeyValue) (turnstile.Contender, bool) {
+	key := string(kv.Key)
+	kind, _, ok := queue.ParseNode(key[strings.LastIndexByte(key, '/')+1:])
+	return turnstile.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, ok
+}
+
+// Queue reads the name's keys in create order: one round trip. The read
+// is serializable, served by whichever member the client reaches without
+// a consensus round: a contender only needs a view no older than what it
+// has already seen (its own key, the exit it was told of), since later
+// changes can only remove contenders ahead of it or add ones behind. A
+// view older than that is read again, linearizably.
+func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender, error) {
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)}
+	resp, err := s.cli.Get(ctx, name+"/", append(opts, clientv3.WithSerializable())...)
+	if err == nil && resp.Header.Revision < s.seen.Load() {
+		resp, err = s.cli.Get(ctx, name+"/", opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("etcdlock: read queue %s: %w", name, err)
+	}
+	s.saw(resp.Header.Revision)
+	q := make([]turnstile.Contender, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if c, ok := parse(kv); ok {
+			q = append(q, c)
+		}
+	}
+	return q, nil
+}
+
+// AwaitExit watches c's key alone. The watch starts at the current
+// revision, once created, and then a read checks that c is still there:
+// a watch started at an older revision would join the server's unsynced
+// watchers, which are caught up only every 100 ms, and that delay would
+// fall on every hand-off.
+func (s *Session) AwaitExit(ctx context.Context, self, c turnstile.Contender) error {
+	own := s.own(self.Key)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+	for created := false; ; {
+		select {
+		case resp, ok := <-events:
+			if !ok || resp.Err() != nil {
+				return s.errOr(ctx, fmt.Errorf("etcdlock: watch %s: %v", c.Key, resp.Err()))
+			}
+			if resp.Created && !created {
+				created = true
+				// Every delete after this revision will be seen; one
+				// before it shows in this read.
+				g, err := s.cli.Get(ctx, c.Key)
+				if err != nil {
+					return s.errOr(ctx, err)
+				}
+				if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
+					return nil
+				}
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					s.saw(ev.Kv.ModRevision)
+					return nil
+				}
+			}
+		case <-own:
+			return fmt.Errorf("%w: %s was deleted while it waited", turnstile.ErrLost, self.Key)
+		case <-s.Done():
+			return s.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// errOr returns the reason a call failed: the session's end, ctx's end,
+// or err.
+func (s *Session) errOr(ctx context.Context, err error) error {
+	if cause := s.Err(); cause != nil {
+		return cause
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// watchOwn watches a contender's own key from its creation on, so that
+// its deletion by anyone but Leave is noticed, waiting or holding, within
+// recipe.WatchDelay and a round trip. The watch ends with Leave or with
+// the session, whose end is a loss too.
+func (s *Session) watchOwn(self turnstile.Contender) {
+	ctx, stop := context.WithCancel(s.ctx)
+	c := &contender{gone: make(chan struct{}), stop: stop}
+	s.contenders.Store(self.Key, c)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer stop()
+		if s.watchDeleted(ctx, self) || s.Err() != nil {
+			if !c.released.Load() {
+				s.log.Warn("etcdlock: contender lost", "key", self.Key, "session", s.Err())
+				close(c.gone)
+			}
+		}
+	}()
+}
+
+// watchDeleted reports whether the key was deleted, or returns false
+// when ctx ends first.
+func (s *Session) watchDeleted(ctx context.Context, self turnstile.Contender) bool {
+	// Starting from the key's creation, the watch misses nothing
+	// however late it starts, so it starts only once the contender has
+	// lasted recipe.WatchDelay.
+	select {
+	case <-time.After(recipe.WatchDelay):
+	case <-ctx.Done():
+		return false
+	}
+	for resp := range s.cli.Watch(ctx, self.Key, clientv3.WithRev(self.Seq+1), clientv3.WithFilterPut()) {
+		for _, ev := range resp.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// own returns the loss channel of one of the session's keys.
+func (s *Session) own(key string) <-chan struct{} {
+	if c, ok := s.contenders.Load(key); ok {
+		return c.(*contender).gone
+	}
+	return nil
+}
+
+// Confirm returns the loss channel the own-key watch closes. When no
+// queue read has just shown self admitted, it first reads self's key:
+// the watch may lag behind the event that admitted self.
+func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked bool) (<-chan struct{}, error) {
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	if !checked {
+		g, err := s.cli.Get(ctx, self.Key)
+		if err != nil {
+			return nil, s.errOr(ctx, err)
+		}
+		if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != self.Seq {
+			return nil, fmt.Errorf("%w: %s was deleted", turnstile.ErrLost, self.Key)
+		}
+	}
+	return s.own(self.Key), nil
+}
+
+// Leave deletes self's key in a transaction guarded by its create
+// revision: one round trip. A retry after a lost reply that finds the key
+// gone counts as success, since this call may have deleted it.
+func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	var c *contender
+	if v, ok := s.contenders.Load(self.Key); ok {
+		c = v.(*contender)
+		c.released.Store(true)
+	}
+	deleted, err := s.remove(ctx, self.Key, self.Seq)
+	if err != nil {
+		if c != nil {
+			c.released.Store(false)
+		}
+		return fmt.Errorf("etcdlock: delete %s: %w", self.Key, err)
+	}
+	if c != nil {
+		c.stop()
+		s.contenders.Delete(self.Key)
+	}
+	if !deleted {
+		return fmt.Errorf("%w: %s was deleted by someone else", turnstile.ErrLost, self.Key)
+	}
+	return nil
+}
+
+// remove deletes key if it is still the one created at rev, or with rev
+// 0 if it is still attached to the session's lease. It reports whether
+// the key was deleted by this call, counting an earlier attempt whose
+// reply was lost.
+func (s *Session) remove(ctx context.Context, key string, rev int64) (bool, error) {
+	guard := clientv3.Compare(clientv3.CreateRevision(key), "=", rev)
+	if rev == 0 {
+		guard = clientv3.Compare(clientv3.LeaseValue(key), "=", s.lease)
+	}
+	var attempts atomic.Int32
+	resp, err := retry(ctx, s, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		attempts.Add(1)
+		return s.cli.Txn(ctx).If(guard).Then(clientv3.OpDelete(key)).Commit()
+	}, nil)
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded || attempts.Load() > 1, nil
+}
+
+// retry runs a write that is safe to repeat until it has an answer: a
+// transient error (a lost connection, a leader change) may hide a write
+// that was applied, which the repeat then finds. The write runs detached
+// from ctx so that its outcome is always known: if ctx ends first, retry
+// returns ctx's error, and late, if any, undoes the write once it is
+// done.
+func retry[T any](ctx context.Context, s *Session, write func(context.Context) (T, error), late func()) (T, error) {
+	var zero T
+	if err := s.Err(); err != nil {
+		return zero, err
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	answer := make(chan result, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		defer cancel()
+		for {
+			v, err := write(wctx)
+			if err == nil || !transient(err) || wctx.Err() != nil || s.Err() != nil {
+				answer <- result{v, err}
+				return
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-s.Done():
+			}
+		}
+	}()
+	select {
+	case r := <-answer:
+		return r.v, r.err
+	case <-ctx.Done():
+		if late != nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if r := <-answer; r.err == nil || transient(r.err) {
+					late()
+				}
+			}()
+		}
+		return zero, ctx.Err()
+	case <-s.Done():
+		return zero, s.Err() // the lease takes any key the write made
+	}
+}
+
+// transient reports whether a request failed on the way rather than by
+// the server's decision, so that it may have been applied or not.
+func transient(err error) bool {
+	if status.Code(err) == codes.Unavailable {
+		return true
+	}
+	for _, e := range []error{rpctypes.ErrLeaderChanged, rpctypes.ErrNoLeader, rpctypes.ErrTimeout,
+		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

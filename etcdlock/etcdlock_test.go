@@ -1,0 +1,335 @@
+package etcdlock_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/proxy"
+)
+
+// One embedded member serves every test that does not break it; each
+// test uses fresh lock names. Its metrics are process-wide, so no test
+// here runs in parallel.
+var (
+	shared    *etcdtest.Embedded
+	sharedErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "etcdlock-test")
+	if err != nil {
+		panic(err)
+	}
+	shared, sharedErr = etcdtest.LaunchEmbedded(dir)
+	if shared != nil {
+		endpoints = shared.Endpoints()
+	}
+	code := m.Run()
+	if shared != nil {
+		shared.Close()
+	}
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func server(tb testing.TB) *etcdtest.Embedded {
+	tb.Helper()
+	if sharedErr != nil {
+		tb.Fatalf("embedded etcd: %v", sharedErr)
+	}
+	return shared
+}
+
+func session(tb testing.TB, cli *clientv3.Client, opts ...etcdlock.Option) *etcdlock.Session {
+	tb.Helper()
+	s, err := etcdlock.NewSession(cli, append([]etcdlock.Option{etcdlock.WithTTL(5 * time.Second)}, opts...)...)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// env runs the shared mutex tests on endpoints, one client for all the
+// sessions of a test.
+func env(endpoints ...string) locktest.Env {
+	var mu sync.Mutex
+	clients := map[testing.TB]*clientv3.Client{}
+	client := func(tb testing.TB) *clientv3.Client {
+		mu.Lock()
+		defer mu.Unlock()
+		if clients[tb] == nil {
+			clients[tb] = etcdtest.NewClient(tb, endpoints...)
+			tb.Cleanup(func() { mu.Lock(); delete(clients, tb); mu.Unlock() })
+		}
+		return clients[tb]
+	}
+	return locktest.Env{
+		NewMutex: func(tb testing.TB, name string) locktest.Locker {
+			return etcdlock.NewMutex(session(tb, client(tb)), name)
+		},
+		Queued: func(tb testing.TB, name string) int {
+			resp, err := client(tb).Get(context.Background(), name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			require.NoError(tb, err)
+			return int(resp.Count)
+		},
+		Writes: func(tb testing.TB) int64 {
+			resp, err := client(tb).Get(context.Background(), "/")
+			require.NoError(tb, err)
+			return resp.Header.Revision
+		},
+	}
+}
+
+func TestFIFO(t *testing.T)         { locktest.FIFO(t, env(server(t).Endpoints()...), 16) }
+func TestCancelWaiter(t *testing.T) { locktest.CancelWaiter(t, env(server(t).Endpoints()...)) }
+func TestTryLock(t *testing.T)      { locktest.TryLock(t, env(server(t).Endpoints()...)) }
+func TestSharedValue(t *testing.T)  { locktest.SharedValue(t, env(server(t).Endpoints()...)) }
+func TestBadNames(t *testing.T)     { locktest.BadNames(t, env(server(t).Endpoints()...)) }
+
+func TestBadSession(t *testing.T) {
+	ctx := context.Background()
+	var nilSession *etcdlock.Session
+	m := etcdlock.NewMutex(nilSession, "/locks/a")
+	for op, f := range map[string]func(context.Context) error{"Lock": m.Lock, "TryLock": m.TryLock, "Unlock": m.Unlock} {
+		require.ErrorIs(t, f(ctx), turnstile.ErrNilSession, op)
+	}
+	_, err := etcdlock.NewSession(nil)
+	require.ErrorIs(t, err, turnstile.ErrNilSession)
+
+	e := env(server(t).Endpoints()...)
+	cli := server(t).Client(t)
+	s := session(t, cli)
+	require.NoError(t, s.Close())
+	before := e.Writes(t)
+	m = etcdlock.NewMutex(s, "/locks/closed")
+	require.ErrorIs(t, m.Lock(ctx), turnstile.ErrSessionClosed)
+	require.ErrorIs(t, m.TryLock(ctx), turnstile.ErrSessionClosed)
+	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrNotHeld)
+	require.Equal(t, before, e.Writes(t), "the server changed on a closed session")
+	require.NoError(t, s.Close(), "second Close")
+}
+
+// unary counts the requests the server has answered, streams aside.
+func unary(tb testing.TB) float64 {
+	v, err := etcdtest.Metric(context.Background(), server(tb).Endpoint(), "grpc_server_handled_total", map[string]string{"grpc_type": "unary"})
+	require.NoError(tb, err)
+	return v
+}
+
+// events counts the watch events the server has sent.
+func events(tb testing.TB) float64 {
+	v, err := etcdtest.Metric(context.Background(), server(tb).Endpoint(), "etcd_debugging_mvcc_events_total", nil)
+	require.NoError(tb, err)
+	return v
+}
+
+// An uncontended Lock and Unlock cost one request each.
+func TestUncontendedRequests(t *testing.T) {
+	ctx := context.Background()
+	m := etcdlock.NewMutex(session(t, server(t).Client(t)), locktest.Name())
+	require.NoError(t, m.Lock(ctx)) // the first use opens the client's watch stream
+	require.NoError(t, m.Unlock(ctx))
+	before := unary(t)
+	require.NoError(t, m.Lock(ctx))
+	require.NoError(t, m.Unlock(ctx))
+	require.Equal(t, 2.0, unary(t)-before, "requests for Lock+Unlock")
+}
+
+// With 20 contenders queued, one release makes the server send at most
+// two watch events: to the next contender, and to the holder's own watch.
+func TestHerd(t *testing.T) {
+	ctx := context.Background()
+	e := env(server(t).Endpoints()...)
+	cli := server(t).Client(t)
+	name := locktest.Name()
+	const n = 20
+	mutexes := make([]*etcdlock.Mutex, n)
+	for i := range n {
+		mutexes[i] = etcdlock.NewMutex(session(t, cli), name)
+	}
+	require.NoError(t, mutexes[0].Lock(ctx))
+	granted := make(chan int, n)
+	for i := 1; i < n; i++ {
+		go func() {
+			if err := mutexes[i].Lock(ctx); err != nil {
+				t.Error(err)
+			}
+			granted <- i
+		}()
+		locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == i+1 })
+	}
+	before := events(t)
+	require.NoError(t, mutexes[0].Unlock(ctx))
+	require.Equal(t, 1, <-granted)
+	sent := events(t) - before
+	require.LessOrEqual(t, sent, 2.0, "watch events for one release")
+	t.Logf("one release among %d contenders: %.0f watch events", n, sent)
+	for i := 1; i < n; i++ {
+		require.NoError(t, mutexes[i].Unlock(ctx))
+		if i+1 < n {
+			<-granted
+		}
+	}
+}
+
+func TestPartition(t *testing.T) {
+	const ttl = 2 * time.Second
+	locktest.Partition(t, env(server(t).Endpoints()...), ttl, func(tb testing.TB, name string) (locktest.Locker, func()) {
+		p, err := proxy.Start(server(tb).Endpoint())
+		require.NoError(tb, err)
+		tb.Cleanup(func() { p.Close() })
+		s := session(tb, etcdtest.NewClient(tb, p.Addr()), etcdlock.WithTTL(ttl))
+		return etcdlock.NewMutex(s, name), p.Cut
+	})
+}
+
+// A waiter whose lease is revoked returns an error at once, never
+// success, and leaves nothing behind.
+func TestRevokedWhileWaiting(t *testing.T) {
+	ctx := context.Background()
+	e := env(server(t).Endpoints()...)
+	cli := server(t).Client(t)
+	name := locktest.Name()
+	holder := etcdlock.NewMutex(session(t, cli), name)
+	require.NoError(t, holder.Lock(ctx))
+	ws := session(t, cli)
+	got := make(chan error, 1)
+	go func() { got <- etcdlock.NewMutex(ws, name).Lock(ctx) }()
+	locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == 2 })
+
+	_, err := cli.Revoke(ctx, ws.Lease())
+	require.NoError(t, err)
+	select {
+	case err := <-got:
+		require.ErrorIs(t, err, turnstile.ErrLost)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lock still waiting after its lease was revoked")
+	}
+	require.Equal(t, 1, e.Queued(t, name))
+	require.NoError(t, holder.Unlock(ctx))
+}
+
+// A holder whose key is deleted by someone else sees Lost close, and its
+// Unlock reports ErrLost; a waiter whose key is deleted returns ErrLost.
+func TestKeyDeleted(t *testing.T) {
+	ctx := context.Background()
+	e := env(server(t).Endpoints()...)
+	cli := server(t).Client(t)
+	name := locktest.Name()
+	holder := etcdlock.NewMutex(session(t, cli), name)
+	require.NoError(t, holder.Lock(ctx))
+	got := make(chan error, 1)
+	go func() { got <- etcdlock.NewMutex(session(t, cli), name).Lock(ctx) }()
+	locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == 2 })
+
+	q, err := cli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	require.NoError(t, err)
+	_, err = cli.Delete(ctx, string(q.Kvs[1].Key))
+	require.NoError(t, err)
+	select {
+	case err := <-got:
+		require.ErrorIs(t, err, turnstile.ErrLost)
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter still waiting after its key was deleted")
+	}
+
+	_, err = cli.Delete(ctx, string(q.Kvs[0].Key))
+	require.NoError(t, err)
+	select {
+	case <-holder.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost() still open after the key was deleted")
+	}
+	require.Zero(t, holder.Token())
+	require.ErrorIs(t, holder.Unlock(ctx), turnstile.ErrLost)
+}
+
+// Killing the leader of a 3-member cluster while 8 contenders cycle:
+// never two holders, grants in arrival order.
+func TestLeaderKilled(t *testing.T) {
+	c := etcdtest.StartCluster(t, 3)
+	locktest.Cycle(t, env(c.Endpoints()...), 8, 6, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		leader, err := c.Leader(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := c.Member(leader).Kill(); err != nil {
+			t.Error(err)
+		}
+		t.Logf("killed leader member %d", leader)
+	})
+}
+
+// A put whose reply is lost (the connection cut after the request left
+// the client, before the server answered) is retried without making a
+// second key, and the Lock acquires.
+func TestLostPutReply(t *testing.T) {
+	ctx := context.Background()
+	c := etcdtest.StartCluster(t, 1)
+	p, err := proxy.Start(c.Member(0).Endpoint())
+	require.NoError(t, err)
+	defer p.Close()
+	var log lockedBuffer
+	s := session(t, etcdtest.NewClient(t, p.Addr()), etcdlock.WithTTL(30*time.Second),
+		etcdlock.WithLogger(slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	name := locktest.Name()
+	m := etcdlock.NewMutex(s, name)
+	require.NoError(t, m.Lock(ctx)) // opens the client's connection
+	require.NoError(t, m.Unlock(ctx))
+
+	require.NoError(t, c.Member(0).Pause())
+	sent := p.Sent()
+	got := make(chan error, 1)
+	go func() { got <- m.Lock(ctx) }()
+	// The transaction is several times the size of a lease keep-alive.
+	locktest.Eventually(t, 10*time.Second, "put sent", func() bool { return p.Sent()-sent > 150 })
+	p.Cut()
+	require.NoError(t, c.Member(0).Resume())
+	p.Restore()
+	require.NoError(t, <-got)
+	e := env(c.Endpoints()...)
+	require.Equal(t, 1, e.Queued(t, name), "keys for one Lock call")
+	require.NoError(t, m.Unlock(ctx))
+	require.NoError(t, s.Close()) // while the proxy still runs
+	t.Logf("the server applied the lost put, and the retry found it: %v",
+		strings.Contains(log.String(), "found its key after a lost reply"))
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

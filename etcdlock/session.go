@@ -1,0 +1,161 @@
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
+)
+
+// DefaultTTL is the lease TTL granted when no WithTTL option is given.
+const DefaultTTL = 10 * time.Second
+
+// Option configures a Session.
+type Option func(*options)
+
+type options struct {
+	ttl   time.Duration
+	lease clientv3.LeaseID
+	log   *slog.Logger
+}
+
+// WithTTL sets the TTL of the lease the session grants, rounded up to a
+// whole second (etcd's unit): how long a silent client keeps its lease,
+// and so its holds.
+func WithTTL(d time.Duration) Option {
+	return func(o *options) { o.ttl = d }
+}
+
+// WithLease makes the session keep alive an existing lease instead of
+// granting one. Close revokes it all the same, since the holds made
+// through the session end only with their lease.
+func WithLease(id clientv3.LeaseID) Option {
+	return func(o *options) { o.lease = id }
+}
+
+// WithLogger sets where the session logs. The default discards
+// everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
+}
+
+// Session is one etcd lease, kept alive, and the lifetime of every hold
+// and queued contender made through it. It is safe for use by several
+// goroutines and several recipes at once.
+//
+// A session ends for good when its lease expires or is revoked, when the
+// client has not been able to renew it for a TTL (the server has expired
+// it by then, whether or not the client has heard), or when Close is
+// called. It never grants itself a new lease: an ended session fails
+// every call.
+type Session struct {
+	cli   *clientv3.Client
+	lease clientv3.LeaseID
+	log   *slog.Logger
+	seen  atomic.Int64 // the highest revision this session has seen
+
+	ending *recipe.Ending
+	ctx    context.Context // ends with the session, and with it every watch
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+
+	contenders sync.Map // key to *contender, for this session's keys
+}
+
+// NewSession grants a lease on cli (or takes the one WithLease names)
+// and keeps it alive until the session ends.
+func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
+	if cli == nil {
+		return nil, fmt.Errorf("etcdlock: %w: nil *clientv3.Client", turnstile.ErrNilSession)
+	}
+	o := options{ttl: DefaultTTL, log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.lease == clientv3.NoLease {
+		ctx, cancel := context.WithTimeout(cli.Ctx(), 30*time.Second)
+		defer cancel()
+		resp, err := cli.Grant(ctx, int64(math.Ceil(o.ttl.Seconds())))
+		if err != nil {
+			return nil, fmt.Errorf("etcdlock: grant lease: %w", err)
+		}
+		o.lease = resp.ID
+	}
+	ctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
+	alive, err := cli.KeepAlive(ctx, o.lease)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, err)
+	}
+	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: recipe.NewEnding(), ctx: ctx, stop: stop}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		// The channel closes when the lease is gone, or when the client
+		// has heard nothing for a TTL and gives up on it.
+		for range alive {
+		}
+		s.end(fmt.Errorf("%w: etcd lease %x expired or revoked", turnstile.ErrLost, s.lease))
+	}()
+	return s, nil
+}
+
+// end makes the session dead with cause, once.
+func (s *Session) end(cause error) {
+	if s.ending.End(cause) {
+		s.stop()
+		s.log.Info("etcdlock: session ended", "lease", fmt.Sprintf("%x", s.lease), "cause", cause)
+	}
+}
+
+// Done returns a channel closed when the session ends: lease expired,
+// revoked or not renewed for a TTL, or Close called. Every hold made
+// through the session is lost by then.
+func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
+
+// Err returns nil while the session lives, then why it ended: an error
+// matching turnstile.ErrLost, or turnstile.ErrSessionClosed after Close.
+func (s *Session) Err() error { return s.ending.Err() }
+
+// Lease returns the session's lease.
+func (s *Session) Lease() clientv3.LeaseID { return s.lease }
+
+// Close ends the session and revokes its lease, which deletes every key
+// the session holds or queued; a lease already lost is left alone. It
+// does not close the client. Close is idempotent.
+func (s *Session) Close() error {
+	alive := s.Err() == nil
+	s.end(turnstile.ErrSessionClosed)
+	s.wg.Wait()
+	if !alive {
+		return nil // the lease is gone already, or was revoked by a first Close
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.cli.Ctx()), 10*time.Second)
+	defer cancel()
+	_, err := s.cli.Revoke(ctx, s.lease)
+	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("etcdlock: revoke lease %x: %w", s.lease, err)
+	}
+	return nil
+}
+
+// saw records a revision the session has observed, so that later
+// serializable reads are never older than what it already knows.
+func (s *Session) saw(rev int64) {
+	for {
+		cur := s.seen.Load()
+		if rev <= cur || s.seen.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
+}

@@ -1,11 +1,9 @@
 package etcdlock
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,14 +49,14 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 	key := prefix + queue.Node(kind, queue.NewID())
 	keys := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly()}
 	// A shared contender must see every exclusive one ahead of it; the
-	// others need only the first contender and their predecessor.
-	reads := []clientv3.Op{clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))...)}
+	// others need only their predecessor, and are first without one.
+	// Each read visits every key under the prefix that etcd has not yet
+	// compacted away, so one read is worth saving.
+	read := clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))...)
 	if kind != turnstile.Shared {
-		reads = []clientv3.Op{
-			clientv3.OpGet(prefix, append(keys, clientv3.WithFirstCreate()...)...),
-			clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2))...),
-		}
+		read = clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2))...)
 	}
+	reads := []clientv3.Op{read}
 	then := append([]clientv3.Op{clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease))}, reads...)
 	resp, err := retry(ctx, s, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
@@ -70,7 +68,7 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 	self := turnstile.Contender{Key: key, Kind: kind, Seq: resp.Header.Revision}
 	var q []turnstile.Contender
 	if resp.Succeeded {
-		q = partialQueue(resp.Responses[1:])
+		q = joinedQueue(kind, resp.Responses[1])
 	} else {
 		// An earlier attempt put the key and its reply was lost.
 		kvs := resp.Responses[0].GetResponseRange().Kvs
@@ -85,24 +83,25 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 	return self, q, nil
 }
 
-// partialQueue merges the join's reads into a queue in create order. It
-// returns nil, for the caller to read the whole queue, if they hold an
-// entry that is not a contender, which may hide the first contender or
-// the predecessor.
-func partialQueue(reads []*pb.ResponseOp) []turnstile.Contender {
-	var q []turnstile.Contender
-	for _, r := range reads {
-		for _, kv := range r.GetResponseRange().Kvs {
-			c, ok := parse(kv)
-			if !ok {
-				return nil
-			}
-			if !slices.ContainsFunc(q, func(o turnstile.Contender) bool { return o.Key == c.Key }) {
-				q = append(q, c)
-			}
-		}
+// joinedQueue turns the join's read into the queue, when the read tells
+// all the queue rules need: every contender for a shared one; for the
+// others, that none is ahead. Otherwise it returns nil, for the caller to
+// read the whole queue: a predecessor alone does not tell whether it is
+// the last one ahead, nor does a read holding a key that is not a
+// contender.
+func joinedQueue(kind turnstile.Kind, read *pb.ResponseOp) []turnstile.Contender {
+	kvs := read.GetResponseRange().Kvs
+	if kind != turnstile.Shared && len(kvs) != 1 {
+		return nil
 	}
-	slices.SortFunc(q, func(a, b turnstile.Contender) int { return cmp.Compare(a.Seq, b.Seq) })
+	q := make([]turnstile.Contender, 0, len(kvs))
+	for _, kv := range kvs {
+		c, ok := parse(kv)
+		if !ok {
+			return nil
+		}
+		q = append(q, c)
+	}
 	return q
 }
 
@@ -317,14 +316,18 @@ func (s *Session) remove(ctx context.Context, key string, rev int64) (bool, erro
 
 // retry runs a write that is safe to repeat until it has an answer: a
 // transient error (a lost connection, a leader change) may hide a write
-// that was applied, which the repeat then finds. The write runs detached
-// from ctx so that its outcome is always known: if ctx ends first, retry
-// returns ctx's error, and late, if any, undoes the write once it is
-// done.
+// that was applied, which the repeat then finds. The write runs on the
+// session's context rather than ctx, so that its outcome is always known:
+// if ctx ends first, retry returns ctx's error, and late, if any, undoes
+// the write once it is done. The session's end stops it.
 func retry[T any](ctx context.Context, s *Session, write func(context.Context) (T, error), late func()) (T, error) {
 	var zero T
 	if err := s.Err(); err != nil {
 		return zero, err
+	}
+	if ctx.Done() == nil {
+		// Nothing can stop the caller waiting: no need to detach.
+		return repeat(s, write)
 	}
 	type result struct {
 		v   T
@@ -334,19 +337,8 @@ func retry[T any](ctx context.Context, s *Session, write func(context.Context) (
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		defer cancel()
-		for {
-			v, err := write(wctx)
-			if err == nil || !transient(err) || wctx.Err() != nil || s.Err() != nil {
-				answer <- result{v, err}
-				return
-			}
-			select {
-			case <-time.After(50 * time.Millisecond):
-			case <-s.Done():
-			}
-		}
+		v, err := repeat(s, write)
+		answer <- result{v, err}
 	}()
 	select {
 	case r := <-answer:
@@ -362,8 +354,26 @@ func retry[T any](ctx context.Context, s *Session, write func(context.Context) (
 			}()
 		}
 		return zero, ctx.Err()
-	case <-s.Done():
-		return zero, s.Err() // the lease takes any key the write made
+	}
+}
+
+// repeat runs write until it has an answer, the session ends or
+// writeTimeout passes.
+func repeat[T any](s *Session, write func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
+	defer cancel()
+	for {
+		v, err := write(ctx)
+		if cause := s.Err(); cause != nil {
+			return v, cause // the lease takes any key the write made
+		}
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 }
 

@@ -149,7 +149,10 @@ func report(b *testing.B, contestants [2]Contestant, unit string, v [2]float64, 
 		b.ReportMetric(v[i], c.Name+"-"+unit)
 	}
 	gain := v[0] / v[1]
-	if lessIsBetter {
+	switch {
+	case v[0] == v[1]:
+		gain = 1 // both zero, as no watch events for either
+	case lessIsBetter:
 		gain = v[1] / v[0]
 	}
 	b.ReportMetric(gain, "gain-"+unit)

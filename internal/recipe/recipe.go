@@ -16,10 +16,11 @@ import (
 	"github.com/turnstile-go/turnstile/internal/queue"
 )
 
-// CleanupTimeout bounds the removal of a contender whose Lock failed. It
-// does not use the caller's context, which is often the reason for the
-// failure and already done.
-const CleanupTimeout = 10 * time.Second
+// CleanupTimeout bounds the first attempt to remove a contender whose
+// Lock failed, before Lock returns; later attempts go on in the
+// background. It does not use the caller's context, which is often the
+// reason for the failure and already done.
+const CleanupTimeout = 2 * time.Second
 
 // WatchDelay is how long a backend may wait before it watches a
 // contender's own key or node for deletion by someone else: most holds
@@ -194,9 +195,9 @@ func (l *Lock) Release(ctx context.Context) error {
 		return fmt.Errorf("%w: %s", turnstile.ErrNotHeld, l.name)
 	}
 	var err error
-	if closed(h.Lost) {
+	if l.gone(h) {
 		err = fmt.Errorf("%w: %s", turnstile.ErrLost, h.Self.Key)
-	} else if err = l.b.Leave(ctx, h.Self); err != nil && !errors.Is(err, turnstile.ErrLost) {
+	} else if err = l.b.Leave(ctx, h.Self); err != nil && !errors.Is(err, turnstile.ErrLost) && !errors.Is(err, turnstile.ErrSessionClosed) {
 		l.mu.Lock()
 		l.held = h
 		l.mu.Unlock()
@@ -218,10 +219,16 @@ func (l *Lock) Held() *Hold {
 // held or the hold was lost.
 func (l *Lock) Token() int64 {
 	h := l.Held()
-	if h == nil || closed(h.Lost) {
+	if h == nil || l.gone(h) {
 		return 0
 	}
 	return h.Self.Token
+}
+
+// gone reports whether h is lost, whether or not its loss channel has
+// closed yet: a session that has ended holds nothing.
+func (l *Lock) gone(h *Hold) bool {
+	return closed(h.Lost) || closed(l.b.Done())
 }
 
 // Lost returns the current hold's loss channel, or nil when nothing is

@@ -99,6 +99,11 @@ func isLostReply(err error) bool {
 // session's node with the same id cannot exist, but a lookup that trusts
 // only names would adopt one.
 func (s *Session) find(ctx context.Context, name, id string) (string, error) {
+	// The server the client reconnected to may not have applied the
+	// create yet; a sync makes it catch up with the leader first.
+	if _, err := read(ctx, s, func() (string, error) { return s.conn.Sync(name) }); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return "", err
+	}
 	children, err := read(ctx, s, func() ([]string, error) {
 		c, _, err := s.conn.Children(name)
 		return c, err
@@ -132,7 +137,7 @@ func (s *Session) discard(name, id, path string, err error) {
 		path, err = s.find(ctx, name, id)
 	}
 	if err == nil && path != "" {
-		if err := s.remove(ctx, path); err != nil {
+		if err := s.remove(ctx, path, false); err != nil {
 			s.log.Warn("zklock: could not remove an abandoned contender; its session's end will", "node", path, "err", err)
 		}
 	}
@@ -181,16 +186,18 @@ func (s *Session) contender(name, child string) (turnstile.Contender, bool) {
 	return turnstile.Contender{Key: name + "/" + child, Kind: kind, Seq: seq}, ok
 }
 
-// exists sets a watch on path, the only one a waiter keeps.
-func (s *Session) exists(ctx context.Context, path string) (*zk.Stat, <-chan zk.Event, error) {
+// watch sets a data watch on path, the only watch a waiter keeps. Unlike
+// an exists watch, it is not left on the server when the node is gone
+// already: a watch for the node's creation would outlive the queue.
+func (s *Session) watch(ctx context.Context, path string) (*zk.Stat, <-chan zk.Event, error) {
 	type res struct {
 		stat *zk.Stat
 		ch   <-chan zk.Event
 	}
 	r, err := read(ctx, s, func() (res, error) {
-		ok, st, ch, err := s.conn.ExistsW(path)
-		if !ok {
-			st = nil
+		_, st, ch, err := s.conn.GetW(path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return res{}, nil
 		}
 		return res{st, ch}, err
 	})
@@ -202,7 +209,7 @@ func (s *Session) exists(ctx context.Context, path string) (*zk.Stat, <-chan zk.
 // deleted self shows at the next queue read or at Confirm.
 func (s *Session) AwaitExit(ctx context.Context, _, c turnstile.Contender) error {
 	for {
-		stat, ch, err := s.exists(ctx, c.Key)
+		stat, ch, err := s.watch(ctx, c.Key)
 		if err != nil || stat == nil {
 			return err
 		}
@@ -230,9 +237,14 @@ func cmpErr(err, fallback error) error {
 	return err
 }
 
-// hold is a confirmed contender's watch on its own node.
+// hold is what the session knows of one of its confirmed contenders.
 type hold struct {
-	released atomic.Bool // set by Leave, so that its delete is not taken for a loss
+	// deleting is set while a delete sent by Leave may have removed the
+	// node, so that its deletion is not taken for a loss; it is cleared
+	// only once that delete has surely failed.
+	deleting atomic.Bool
+	left     chan struct{} // closed once Leave has removed the node
+	leftOnce sync.Once
 	lost     chan struct{}
 }
 
@@ -245,7 +257,7 @@ func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
-	h := &hold{lost: make(chan struct{})}
+	h := &hold{left: make(chan struct{}), lost: make(chan struct{})}
 	var ch <-chan zk.Event
 	if !checked {
 		var err error
@@ -262,7 +274,7 @@ func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked
 // watchSelf sets a watch on a contender's own node, checking that it
 // exists and belongs to this session.
 func (s *Session) watchSelf(ctx context.Context, path string) (<-chan zk.Event, error) {
-	stat, ch, err := s.exists(ctx, path)
+	stat, ch, err := s.watch(ctx, path)
 	switch {
 	case err != nil:
 		return nil, err
@@ -275,12 +287,12 @@ func (s *Session) watchSelf(ctx context.Context, path string) (<-chan zk.Event, 
 }
 
 // monitor closes h.lost when the held node goes other than by Leave; ch
-// is its watch, or nil if not set yet.
+// is its watch, or nil if not set yet. It stops once Leave has removed
+// the node, and not before: a Leave that fails leaves the hold watched.
 func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
 	defer s.wg.Done()
-	defer s.holds.Delete(path)
 	lose := func(why ...any) {
-		if !h.released.Load() {
+		if !h.deleting.Load() {
 			s.log.Warn("zklock: hold lost", append([]any{"node", path}, why...)...)
 			close(h.lost)
 		}
@@ -288,13 +300,12 @@ func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
 	if ch == nil {
 		select {
 		case <-time.After(recipe.WatchDelay):
+		case <-h.left:
+			return
 		case <-s.Done():
 		}
 	}
 	for {
-		if h.released.Load() {
-			return
-		}
 		if ch == nil {
 			var err error
 			if ch, err = s.watchSelf(context.Background(), path); err != nil {
@@ -309,6 +320,8 @@ func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
 				return
 			}
 			ch = nil // the node is still there: watch again
+		case <-h.left:
+			return
 		case <-s.Done():
 			lose("err", s.Err())
 			return
@@ -316,23 +329,28 @@ func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
 	}
 }
 
-// Leave deletes self's node. A retry after a lost reply that finds the
-// node gone counts as success, since this call may have deleted it.
+// Leave deletes self's node. A delete that finds the node gone after an
+// earlier attempt whose outcome is unknown (a lost reply, or a caller
+// that stopped waiting) counts as success, since that attempt may have
+// deleted it.
 func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
-	if v, ok := s.holds.Load(self.Key); ok {
-		h := v.(*hold)
-		h.released.Store(true)
-		err := s.remove(ctx, self.Key)
-		if err != nil && !errors.Is(err, turnstile.ErrLost) {
-			h.released.Store(false)
-		}
-		return err
+	v, held := s.holds.Load(self.Key)
+	if !held {
+		return s.remove(ctx, self.Key, false)
 	}
-	return s.remove(ctx, self.Key)
+	h := v.(*hold)
+	err := s.remove(ctx, self.Key, h.deleting.Swap(true))
+	switch {
+	case err == nil || errors.Is(err, turnstile.ErrLost):
+		h.leftOnce.Do(func() { close(h.left) })
+		s.holds.Delete(self.Key)
+	case ctx.Err() == nil:
+		h.deleting.Store(false) // the delete surely failed
+	}
+	return err
 }
 
-func (s *Session) remove(ctx context.Context, path string) error {
-	retried := false
+func (s *Session) remove(ctx context.Context, path string, retried bool) error {
 	for {
 		_, err := call(ctx, s, func() (struct{}, error) { return struct{}{}, s.conn.Delete(path, -1) })
 		switch {

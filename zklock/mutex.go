@@ -3,8 +3,7 @@
 //
 // A lock named /locks/orders is the znode /locks/orders (a container,
 // removed by the server once empty); each contender is an ephemeral
-// sequential child of it, visible with `zkCli ls /locks/orders`. The
-// rwlock and election packages run on a *Session as well.
+// sequential child of it, visible with `zkCli ls /locks/orders`.
 package zklock
 
 import (
@@ -30,7 +29,7 @@ import (
 // soon as it can know, but only a check at the protected resource is
 // safe against a holder that cannot know yet (a stopped process): pass
 // Token to the resource and have it refuse tokens older than the newest
-// it has seen (see turnstile's Fence).
+// it has seen.
 type Mutex struct {
 	l *recipe.Lock
 }
@@ -46,8 +45,8 @@ func NewMutex(s *Session, name string) *Mutex {
 // Lock blocks until the lock is held, or until ctx ends. It joins the
 // queue behind every contender already in it (first come, first served).
 // On failure it returns the error, ctx's error if ctx ended, and leaves
-// nothing in the queue; a grant that races with ctx's end is released
-// again. An ended session fails it with an error matching
+// nothing in the queue; a Lock that returns nil holds the lock even if
+// ctx ended meanwhile. An ended session fails it with an error matching
 // turnstile.ErrLost or turnstile.ErrSessionClosed.
 func (m *Mutex) Lock(ctx context.Context) error {
 	return m.l.Acquire(ctx, turnstile.Exclusive, nil, false)

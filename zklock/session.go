@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,12 +84,16 @@ type Session struct {
 	conn    *zk.Conn
 	acl     []zk.ACL
 	log     *slog.Logger
+	id      int64        // the session the server granted; any other is not ours
 	timeout atomic.Int64 // negotiated session timeout, in nanoseconds
-	heard   atomic.Int64 // unix nanoseconds of the last bytes from a server; 0 when unknown
+	born    time.Time
+	heard   atomic.Int64 // when a server last sent bytes, as time since born; 0 when unknown
+	events  eventQueue   // session events, none dropped
 
-	ending *recipe.Ending
-	quit   chan struct{}
-	wg     sync.WaitGroup
+	ending   *recipe.Ending
+	quit     chan struct{}
+	quitOnce sync.Once
+	wg       sync.WaitGroup
 
 	holds sync.Map // a held node's path to its *hold
 }
@@ -102,19 +107,22 @@ func Connect(servers []string, opts ...Option) (*Session, error) {
 	}
 	s := newSession(o)
 	dial := o.dialer
-	conn, events, err := zk.Connect(servers, o.timeout,
+	// The client drops events when its channel is full, and watch events
+	// share it; a callback sees every session event.
+	conn, _, err := zk.Connect(servers, o.timeout,
 		zk.WithLogger(zkLogger{s}),
+		zk.WithEventCallback(s.events.push),
 		zk.WithDialer(func(network, addr string, timeout time.Duration) (net.Conn, error) {
 			c, err := dial(network, addr, timeout)
 			if err != nil {
 				return nil, err
 			}
-			return &heardConn{Conn: c, heard: &s.heard}, nil
+			return &heardConn{Conn: c, s: s}, nil
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("zklock: connect: %w", err)
 	}
-	if err := s.start(conn, events, o); err != nil {
+	if err := s.start(conn, o); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -137,7 +145,23 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 	// The client's SetLogger races with its own goroutines, so the
 	// connection keeps the logger it was opened with.
 	s := newSession(o)
-	if err := s.start(conn, events, o); err != nil {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				s.events.push(ev)
+			case <-s.quit:
+				return
+			}
+		}
+	}()
+	if err := s.start(conn, o); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -149,6 +173,8 @@ func newSession(o options) *Session {
 		log:    o.log,
 		ending: recipe.NewEnding(),
 		quit:   make(chan struct{}),
+		born:   time.Now(),
+		events: eventQueue{signal: make(chan struct{}, 1)},
 	}
 	if s.acl == nil {
 		s.acl = zk.WorldACL(zk.PermAll)
@@ -160,27 +186,28 @@ func newSession(o options) *Session {
 	return s
 }
 
-// start waits for the session to be granted, then watches it.
-func (s *Session) start(conn *zk.Conn, events <-chan zk.Event, o options) error {
+// start waits for the session to be granted, then follows it.
+func (s *Session) start(conn *zk.Conn, o options) error {
 	s.conn = conn
-	ready := time.NewTimer(max(o.timeout, 5*time.Second))
+	wait := max(o.timeout, 5*time.Second)
+	ready := time.NewTimer(wait)
 	defer ready.Stop()
 	for granted := false; !granted; {
 		select {
-		case ev, ok := <-events:
-			if !ok {
-				return fmt.Errorf("zklock: connect: %w", zk.ErrClosing)
-			}
-			granted = ev.Type == zk.EventSession && ev.State == zk.StateHasSession
-			if ev.State == zk.StateAuthFailed {
-				conn.Close()
-				return fmt.Errorf("zklock: connect: %w", zk.ErrAuthFailed)
+		case <-s.events.signal:
+			for _, ev := range s.events.peek() {
+				granted = granted || ev.State == zk.StateHasSession
+				if ev.State == zk.StateAuthFailed {
+					conn.Close()
+					return fmt.Errorf("zklock: connect: %w", zk.ErrAuthFailed)
+				}
 			}
 		case <-ready.C:
 			conn.Close()
-			return fmt.Errorf("zklock: connect: no server granted a session within %v", max(o.timeout, 5*time.Second))
+			return fmt.Errorf("zklock: connect: no server granted a session within %v", wait)
 		}
 	}
+	s.id = conn.SessionID()
 	for _, a := range o.auth {
 		if err := conn.AddAuth(a.scheme, a.cred); err != nil {
 			conn.Close()
@@ -188,14 +215,14 @@ func (s *Session) start(conn *zk.Conn, events <-chan zk.Event, o options) error 
 		}
 	}
 	s.wg.Add(1)
-	go s.watch(events)
+	go s.follow()
 	return nil
 }
 
-// watch follows the connection's state. A disconnection is tolerated
+// follow tracks the connection's state. A disconnection is tolerated
 // until the server must have expired the session: a session timeout after
 // a server was last heard from.
-func (s *Session) watch(events <-chan zk.Event) {
+func (s *Session) follow() {
 	defer s.wg.Done()
 	expiry := time.NewTimer(0)
 	<-expiry.C
@@ -203,25 +230,20 @@ func (s *Session) watch(events <-chan zk.Event) {
 	armed := false // the client reports each failed reconnection anew
 	for {
 		select {
-		case ev, ok := <-events:
-			if !ok {
-				s.end(turnstile.ErrSessionClosed)
-				return
-			}
-			if ev.Type != zk.EventSession {
-				continue
-			}
-			switch ev.State {
-			case zk.StateExpired:
-				s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
-			case zk.StateDisconnected:
-				if !armed {
-					expiry.Reset(s.untilExpiry())
-					armed = true
+		case <-s.events.signal:
+			for _, ev := range s.events.take() {
+				switch ev.State {
+				case zk.StateExpired:
+					s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
+				case zk.StateDisconnected:
+					if !armed {
+						expiry.Reset(s.untilExpiry())
+						armed = true
+					}
+				case zk.StateHasSession:
+					expiry.Stop()
+					armed = false
 				}
-			case zk.StateHasSession:
-				expiry.Stop()
-				armed = false
 			}
 		case <-expiry.C:
 			s.end(fmt.Errorf("%w: cut off from ZooKeeper for longer than the session timeout", turnstile.ErrLost))
@@ -231,12 +253,57 @@ func (s *Session) watch(events <-chan zk.Event) {
 	}
 }
 
+// eventQueue keeps the connection's session events in order, however
+// many arrive before they are read; push never blocks the client.
+type eventQueue struct {
+	mu     sync.Mutex
+	evs    []zk.Event
+	signal chan struct{} // holds a token while evs is not empty
+}
+
+func (q *eventQueue) push(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	q.mu.Lock()
+	q.evs = append(q.evs, ev)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the events queued so far and empties the queue.
+func (q *eventQueue) take() []zk.Event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs := q.evs
+	q.evs = nil
+	return evs
+}
+
+// peek returns the events queued so far and leaves them for take,
+// signalling again if there are any.
+func (q *eventQueue) peek() []zk.Event {
+	q.mu.Lock()
+	evs := slices.Clone(q.evs)
+	q.mu.Unlock()
+	if len(evs) > 0 {
+		select {
+		case q.signal <- struct{}{}:
+		default:
+		}
+	}
+	return evs
+}
+
 // untilExpiry is how long a disconnected session may still be alive on
 // the server.
 func (s *Session) untilExpiry() time.Duration {
 	timeout := time.Duration(s.timeout.Load())
 	if heard := s.heard.Load(); heard != 0 {
-		return timeout - time.Since(time.Unix(0, heard))
+		return timeout - (time.Since(s.born) - time.Duration(heard))
 	}
 	// A connection of the caller's: the client notices silence after two
 	// thirds of the timeout, so a third is what may remain.
@@ -247,8 +314,10 @@ func (s *Session) untilExpiry() time.Duration {
 // connection so that the client cannot open a new session in its place.
 func (s *Session) end(cause error) {
 	if s.ending.End(cause) {
-		s.log.Info("zklock: session ended", "session", fmt.Sprintf("%#x", s.conn.SessionID()), "cause", cause)
-		go s.conn.Close()
+		s.log.Info("zklock: session ended", "session", fmt.Sprintf("%#x", s.id), "cause", cause)
+		if s.conn != nil {
+			go s.conn.Close()
+		}
 	}
 }
 
@@ -262,19 +331,17 @@ func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
 func (s *Session) Err() error { return s.ending.Err() }
 
 // ID returns the ZooKeeper session id.
-func (s *Session) ID() int64 { return s.conn.SessionID() }
+func (s *Session) ID() int64 { return s.id }
 
 // Close ends the session: the server deletes its nodes at once, so every
 // hold and queued contender made through it ends too. Close is
 // idempotent.
 func (s *Session) Close() error {
 	s.end(turnstile.ErrSessionClosed)
-	s.conn.Close() // waits for the server to end the session
-	select {
-	case <-s.quit:
-	default:
-		close(s.quit)
+	if s.conn != nil {
+		s.conn.Close() // waits for the server to end the session
 	}
+	s.quitOnce.Do(func() { close(s.quit) })
 	s.wg.Wait()
 	return nil
 }
@@ -283,13 +350,13 @@ func (s *Session) Close() error {
 // the server last heard from the client (it answers every ping).
 type heardConn struct {
 	net.Conn
-	heard *atomic.Int64
+	s *Session
 }
 
 func (c *heardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		c.heard.Store(time.Now().UnixNano())
+		c.s.heard.Store(int64(time.Since(c.s.born))) // monotonic, unlike wall time
 	}
 	return n, err
 }
@@ -352,6 +419,12 @@ func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late fu
 					return zero, err
 				}
 				continue
+			}
+			if id := s.conn.SessionID(); id != s.id {
+				// After an expiry the client opens a new session on its
+				// own, and this request may have run on it.
+				s.end(fmt.Errorf("%w: ZooKeeper session %#x expired (the client is on %#x)", turnstile.ErrLost, s.id, id))
+				return zero, s.Err()
 			}
 			return r.v, s.wrap(r.err)
 		case <-ctx.Done():

@@ -126,6 +126,7 @@ func TestCancelWaiter(t *testing.T) { locktest.CancelWaiter(t, env(server(t))) }
 func TestTryLock(t *testing.T)      { locktest.TryLock(t, env(server(t))) }
 func TestSharedValue(t *testing.T)  { locktest.SharedValue(t, env(server(t))) }
 func TestBadNames(t *testing.T)     { locktest.BadNames(t, env(server(t))) }
+func TestNestedNames(t *testing.T)  { locktest.NestedNames(t, env(server(t))) }
 
 func TestBadSession(t *testing.T) {
 	ctx := context.Background()
@@ -488,4 +489,31 @@ func TestNewSession(t *testing.T) {
 	require.ErrorIs(t, s.Err(), turnstile.ErrSessionClosed)
 	_, _, err = conn.Exists("/")
 	require.Error(t, err, "the connection outlived its session")
+}
+
+// An Unlock that gives up while the server is unreachable may still
+// delete the node later: that is no loss, and Unlock again succeeds.
+func TestUnlockGivenUp(t *testing.T) {
+	ctx := context.Background()
+	c := zktest.Start(t)
+	e := env(c)
+	name := locktest.Name()
+	m := zklock.NewMutex(connect(t, c, zklock.WithSessionTimeout(10*time.Second)), name)
+	require.NoError(t, m.Lock(ctx))
+
+	require.NoError(t, c.Node(0).Pause())
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, m.Unlock(short), context.DeadlineExceeded)
+	require.Positive(t, m.Token(), "the hold stays until Unlock succeeds")
+	require.NoError(t, c.Node(0).Resume())
+	locktest.Eventually(t, 10*time.Second, "the late delete landed", func() bool { return e.Queued(t, name) == 0 })
+
+	select {
+	case <-m.Lost():
+		t.Fatal("Lost() closed for the holder's own delete")
+	default:
+	}
+	require.NoError(t, m.Unlock(ctx))
+	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrNotHeld)
 }

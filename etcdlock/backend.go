@@ -62,13 +62,18 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.remove(context.Background(), key, 0) })
 	if err != nil {
+		if ctx.Err() == nil && s.Err() == nil {
+			// An attempt may have put the key before a later one failed.
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.remove(context.Background(), key, 0) }()
+		}
 		return turnstile.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %w", name, err)
 	}
 	s.saw(resp.Header.Revision)
 	self := turnstile.Contender{Key: key, Kind: kind, Seq: resp.Header.Revision}
 	var q []turnstile.Contender
 	if resp.Succeeded {
-		q = joinedQueue(kind, resp.Responses[1])
+		q = joinedQueue(kind, prefix, resp.Responses[1])
 	} else {
 		// An earlier attempt put the key and its reply was lost.
 		kvs := resp.Responses[0].GetResponseRange().Kvs
@@ -89,14 +94,14 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 // read the whole queue: a predecessor alone does not tell whether it is
 // the last one ahead, nor does a read holding a key that is not a
 // contender.
-func joinedQueue(kind turnstile.Kind, read *pb.ResponseOp) []turnstile.Contender {
+func joinedQueue(kind turnstile.Kind, prefix string, read *pb.ResponseOp) []turnstile.Contender {
 	kvs := read.GetResponseRange().Kvs
 	if kind != turnstile.Shared && len(kvs) != 1 {
 		return nil
 	}
 	q := make([]turnstile.Contender, 0, len(kvs))
 	for _, kv := range kvs {
-		c, ok := parse(kv)
+		c, ok := parse(kv, prefix)
 		if !ok {
 			return nil
 		}
@@ -105,10 +110,13 @@ func joinedQueue(kind turnstile.Kind, read *pb.ResponseOp) []turnstile.Contender
 	return q
 }
 
-func parse(kv *mvccpb.KeyValue) (turnstile.Contender, bool) {
+// parse reads a contender from a key under prefix, leaving out keys of
+// nested names (prefix a/b), which are other queues.
+func parse(kv *mvccpb.KeyValue, prefix string) (turnstile.Contender, bool) {
 	key := string(kv.Key)
-	kind, _, ok := queue.ParseNode(key[strings.LastIndexByte(key, '/')+1:])
-	return turnstile.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, ok
+	node, ok := strings.CutPrefix(key, prefix)
+	kind, _, parsed := queue.ParseNode(node)
+	return turnstile.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, ok && parsed
 }
 
 // Queue reads the name's keys in create order: one round trip. The read
@@ -133,7 +141,7 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 	s.saw(resp.Header.Revision)
 	q := make([]turnstile.Contender, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		if c, ok := parse(kv); ok {
+		if c, ok := parse(kv, name+"/"); ok {
 			q = append(q, c)
 		}
 	}
@@ -147,14 +155,33 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 // fall on every hand-off.
 func (s *Session) AwaitExit(ctx context.Context, self, c turnstile.Contender) error {
 	own := s.own(self.Key)
+	for {
+		left, err := s.awaitDelete(ctx, own, c)
+		if left || err != nil {
+			return err
+		}
+		// The watch ended without a verdict, as after a reconnection
+		// past a compaction: watch again.
+	}
+}
+
+// awaitDelete runs one watch for c's deletion, and reports false with no
+// error if the watch ends first.
+func (s *Session) awaitDelete(ctx context.Context, own <-chan struct{}, c turnstile.Contender) (bool, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
 	for created := false; ; {
 		select {
 		case resp, ok := <-events:
-			if !ok || resp.Err() != nil {
-				return s.errOr(ctx, fmt.Errorf("etcdlock: watch %s: %v", c.Key, resp.Err()))
+			if err := s.errOr(ctx, nil); err != nil {
+				return false, err
+			}
+			if !ok || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+				return false, nil
+			}
+			if err := resp.Err(); err != nil {
+				return false, fmt.Errorf("etcdlock: watch %s: %w", c.Key, err)
 			}
 			if resp.Created && !created {
 				created = true
@@ -162,24 +189,24 @@ func (s *Session) AwaitExit(ctx context.Context, self, c turnstile.Contender) er
 				// before it shows in this read.
 				g, err := s.cli.Get(ctx, c.Key)
 				if err != nil {
-					return s.errOr(ctx, err)
+					return false, s.errOr(ctx, err)
 				}
 				if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
-					return nil
+					return true, nil
 				}
 			}
 			for _, ev := range resp.Events {
 				if ev.Type == clientv3.EventTypeDelete {
 					s.saw(ev.Kv.ModRevision)
-					return nil
+					return true, nil
 				}
 			}
 		case <-own:
-			return fmt.Errorf("%w: %s was deleted while it waited", turnstile.ErrLost, self.Key)
+			return false, fmt.Errorf("%w: %s's own key was deleted while it waited", turnstile.ErrLost, c.Key)
 		case <-s.Done():
-			return s.Err()
+			return false, s.Err()
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 }
@@ -228,11 +255,28 @@ func (s *Session) watchDeleted(ctx context.Context, self turnstile.Contender) bo
 	case <-ctx.Done():
 		return false
 	}
-	for resp := range s.cli.Watch(ctx, self.Key, clientv3.WithRev(self.Seq+1), clientv3.WithFilterPut()) {
-		for _, ev := range resp.Events {
-			if ev.Type == clientv3.EventTypeDelete {
-				return true
+	for from := self.Seq + 1; ctx.Err() == nil; {
+		for resp := range s.cli.Watch(ctx, self.Key, clientv3.WithRev(from), clientv3.WithFilterPut()) {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return true
+				}
 			}
+		}
+		// The watch ended: its start was compacted away after a
+		// reconnection, or the stream broke. Look, then watch on from
+		// what the read saw.
+		g, err := s.cli.Get(ctx, self.Key)
+		switch {
+		case err != nil:
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		case len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != self.Seq:
+			return true
+		default:
+			from = g.Header.Revision + 1
 		}
 	}
 	return false
@@ -266,8 +310,9 @@ func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked
 }
 
 // Leave deletes self's key in a transaction guarded by its create
-// revision: one round trip. A retry after a lost reply that finds the key
-// gone counts as success, since this call may have deleted it.
+// revision: one round trip. A key found gone after an attempt whose
+// outcome is unknown (a lost reply, or a caller that stopped waiting)
+// counts as deleted, since that attempt may have deleted it.
 func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
 	if err := s.Err(); err != nil {
 		return err
@@ -275,12 +320,14 @@ func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
 	var c *contender
 	if v, ok := s.contenders.Load(self.Key); ok {
 		c = v.(*contender)
-		c.released.Store(true)
 	}
+	// An earlier Leave whose delete may have landed after it gave up
+	// makes a missing key no loss.
+	earlier := c != nil && c.released.Swap(true)
 	deleted, err := s.remove(ctx, self.Key, self.Seq)
 	if err != nil {
-		if c != nil {
-			c.released.Store(false)
+		if c != nil && ctx.Err() == nil && !transient(err) {
+			c.released.Store(false) // the delete surely failed
 		}
 		return fmt.Errorf("etcdlock: delete %s: %w", self.Key, err)
 	}
@@ -288,7 +335,7 @@ func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
 		c.stop()
 		s.contenders.Delete(self.Key)
 	}
-	if !deleted {
+	if !deleted && !earlier {
 		return fmt.Errorf("%w: %s was deleted by someone else", turnstile.ErrLost, self.Key)
 	}
 	return nil

@@ -104,6 +104,7 @@ func TestCancelWaiter(t *testing.T) { locktest.CancelWaiter(t, env(server(t).End
 func TestTryLock(t *testing.T)      { locktest.TryLock(t, env(server(t).Endpoints()...)) }
 func TestSharedValue(t *testing.T)  { locktest.SharedValue(t, env(server(t).Endpoints()...)) }
 func TestBadNames(t *testing.T)     { locktest.BadNames(t, env(server(t).Endpoints()...)) }
+func TestNestedNames(t *testing.T)  { locktest.NestedNames(t, env(server(t).Endpoints()...)) }
 
 func TestBadSession(t *testing.T) {
 	ctx := context.Background()
@@ -332,4 +333,46 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A holder whose own-key watch breaks, and comes back after the server
+// compacted past where the watch started, still sees its key deleted.
+func TestLostAfterCompaction(t *testing.T) {
+	ctx := context.Background()
+	p, err := proxy.Start(server(t).Endpoint())
+	require.NoError(t, err)
+	defer p.Close()
+	cli := server(t).Client(t)
+	watchers := func() float64 {
+		v, err := etcdtest.Metric(ctx, server(t).Endpoint(), "etcd_debugging_mvcc_watcher_total", nil)
+		require.NoError(t, err)
+		return v
+	}
+	before := watchers()
+	s := session(t, etcdtest.NewClient(t, p.Addr()), etcdlock.WithTTL(30*time.Second))
+	name := locktest.Name()
+	m := etcdlock.NewMutex(s, name)
+	require.NoError(t, m.Lock(ctx))
+	locktest.Eventually(t, 5*time.Second, "the holder watches its key", func() bool { return watchers() == before+1 })
+
+	p.Cut()
+	for range 3 {
+		_, err := cli.Put(ctx, name+"-filler", "x")
+		require.NoError(t, err)
+	}
+	g, err := cli.Get(ctx, name+"/", clientv3.WithPrefix())
+	require.NoError(t, err)
+	require.Len(t, g.Kvs, 1)
+	_, err = cli.Compact(ctx, g.Header.Revision)
+	require.NoError(t, err)
+	p.Restore()
+
+	_, err = cli.Delete(ctx, string(g.Kvs[0].Key))
+	require.NoError(t, err)
+	select {
+	case <-m.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lost() still open after the key was deleted")
+	}
+	require.NoError(t, s.Close()) // while the proxy still runs
 }

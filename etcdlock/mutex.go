@@ -3,8 +3,7 @@
 //
 // A lock named /locks/orders is the keys under /locks/orders/, one per
 // contender, attached to the session's lease and ordered by create
-// revision: `etcdctl get --prefix /locks/orders/` shows the queue. The
-// rwlock and election packages run on a *Session as well.
+// revision: `etcdctl get --prefix /locks/orders/` shows the queue.
 package etcdlock
 
 import (
@@ -30,8 +29,7 @@ import (
 // holder may still believe it holds. Lost tells the holder as soon as it
 // can know, but only a check at the protected resource is safe against a
 // holder that cannot know yet (a stopped process): pass Token to the
-// resource and have it refuse tokens older than the newest it has seen
-// (see turnstile's Fence).
+// resource and have it refuse tokens older than the newest it has seen.
 type Mutex struct {
 	l *recipe.Lock
 }

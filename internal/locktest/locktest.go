@@ -371,3 +371,23 @@ func Cycle(t *testing.T, env Env, n, rounds int, fault func()) {
 	}
 	t.Logf("%d grants across the fault", grants.Load())
 }
+
+// NestedNames checks that a name's queue holds only its own contenders:
+// a lock on /x/orders does not hold /x.
+func NestedNames(t *testing.T, env Env) {
+	ctx := context.Background()
+	parent := Name()
+	child := env.NewMutex(t, parent+"/orders")
+	if err := child.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := env.NewMutex(t, parent)
+	if err := m.TryLock(ctx); err != nil {
+		t.Fatalf("TryLock %s while %s/orders is held: %v", parent, parent, err)
+	}
+	for _, l := range []Locker{m, child} {
+		if err := l.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -15,8 +15,6 @@
 //
 //   - zklock: a session on ZooKeeper and its Mutex.
 //   - etcdlock: a session on etcd and its Mutex.
-//   - rwlock: a read-write lock over either session.
-//   - election: leader election, and Run for leader-elected workers.
 //
 // This package has the errors every recipe returns (match them with
 // errors.Is), ValidateName, and Backend, the interface a session

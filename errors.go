@@ -22,8 +22,8 @@ var (
 	// ErrNoLeader is returned by Leader when no candidate leads.
 	ErrNoLeader = errors.New("turnstile: no leader")
 
-	// ErrStaleToken is returned by a Fence when an operation carries a
-	// token older than one the fence has already admitted.
+	// ErrStaleToken reports, at a protected resource, an operation whose
+	// fencing token is older than one the resource has already admitted.
 	ErrStaleToken = errors.New("turnstile: stale fencing token")
 
 	// ErrInvalidName is returned, before any server call, for a lock or

@@ -2,7 +2,6 @@ package etcdlock_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
@@ -30,26 +28,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "etcdlock-test")
-	if err != nil {
-		panic(err)
-	}
-	shared, sharedErr = etcdtest.LaunchEmbedded(dir)
-	if shared != nil {
-		endpoints = shared.Endpoints()
-	}
-	code := m.Run()
-	if shared != nil {
-		shared.Close()
-	}
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
+	os.Exit(locktest.RunMain(m, func(dir string) func() {
+		if shared, sharedErr = etcdtest.LaunchEmbedded(dir); sharedErr != nil {
+			return nil
 		}
-	}
-	os.Exit(code)
+		endpoints = shared.Endpoints()
+		return shared.Close
+	}))
 }
 
 func server(tb testing.TB) *etcdtest.Embedded {
@@ -203,6 +188,18 @@ func TestPartition(t *testing.T) {
 	})
 }
 
+// holderAndWaiter has one session hold name and another wait for it; got
+// receives the waiter's Lock result.
+func holderAndWaiter(t *testing.T, e locktest.Env, cli *clientv3.Client, name string) (*etcdlock.Mutex, *etcdlock.Session, <-chan error) {
+	holder := etcdlock.NewMutex(session(t, cli), name)
+	require.NoError(t, holder.Lock(context.Background()))
+	ws := session(t, cli)
+	got := make(chan error, 1)
+	go func() { got <- etcdlock.NewMutex(ws, name).Lock(context.Background()) }()
+	locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == 2 })
+	return holder, ws, got
+}
+
 // A waiter whose lease is revoked returns an error at once, never
 // success, and leaves nothing behind.
 func TestRevokedWhileWaiting(t *testing.T) {
@@ -210,12 +207,7 @@ func TestRevokedWhileWaiting(t *testing.T) {
 	e := env(server(t).Endpoints()...)
 	cli := server(t).Client(t)
 	name := locktest.Name()
-	holder := etcdlock.NewMutex(session(t, cli), name)
-	require.NoError(t, holder.Lock(ctx))
-	ws := session(t, cli)
-	got := make(chan error, 1)
-	go func() { got <- etcdlock.NewMutex(ws, name).Lock(ctx) }()
-	locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == 2 })
+	holder, ws, got := holderAndWaiter(t, e, cli, name)
 
 	_, err := cli.Revoke(ctx, ws.Lease())
 	require.NoError(t, err)
@@ -236,11 +228,7 @@ func TestKeyDeleted(t *testing.T) {
 	e := env(server(t).Endpoints()...)
 	cli := server(t).Client(t)
 	name := locktest.Name()
-	holder := etcdlock.NewMutex(session(t, cli), name)
-	require.NoError(t, holder.Lock(ctx))
-	got := make(chan error, 1)
-	go func() { got <- etcdlock.NewMutex(session(t, cli), name).Lock(ctx) }()
-	locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return e.Queued(t, name) == 2 })
+	holder, _, got := holderAndWaiter(t, e, cli, name)
 
 	q, err := cli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	require.NoError(t, err)
@@ -268,19 +256,7 @@ func TestKeyDeleted(t *testing.T) {
 // never two holders, grants in arrival order.
 func TestLeaderKilled(t *testing.T) {
 	c := etcdtest.StartCluster(t, 3)
-	locktest.Cycle(t, env(c.Endpoints()...), 8, 6, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		leader, err := c.Leader(ctx)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if err := c.Member(leader).Kill(); err != nil {
-			t.Error(err)
-		}
-		t.Logf("killed leader member %d", leader)
-	})
+	locktest.Cycle(t, env(c.Endpoints()...), 8, 6, locktest.KillLeader(t, c.Leader, func(i int) error { return c.Member(i).Kill() }))
 }
 
 // A put whose reply is lost (the connection cut after the request left

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"regexp"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/locktest"
@@ -34,26 +32,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "zklock-test")
-	if err != nil {
-		panic(err)
-	}
-	shared, sharedErr = zktest.Launch(dir, 1)
-	if shared != nil {
-		servers = shared.Servers()
-	}
-	code := m.Run()
-	if shared != nil {
-		shared.Stop()
-	}
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
+	os.Exit(locktest.RunMain(m, func(dir string) func() {
+		if shared, sharedErr = zktest.Launch(dir, 1); sharedErr != nil {
+			return nil
 		}
-	}
-	os.Exit(code)
+		servers = shared.Servers()
+		return shared.Stop
+	}))
 }
 
 func server(tb testing.TB) *zktest.Cluster {
@@ -458,19 +443,7 @@ func TestNodeDeleted(t *testing.T) {
 // two holders, grants in arrival order.
 func TestLeaderKilled(t *testing.T) {
 	c := zktest.StartEnsemble(t, 3)
-	locktest.Cycle(t, env(c), 8, 6, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		leader, err := c.Leader(ctx)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if err := c.Node(leader).Kill(); err != nil {
-			t.Error(err)
-		}
-		t.Logf("killed leader node %d", leader)
-	})
+	locktest.Cycle(t, env(c), 8, 6, locktest.KillLeader(t, c.Leader, func(i int) error { return c.Node(i).Kill() }))
 }
 
 // A connection the caller opened works as a session, which then owns it.

@@ -7,10 +7,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/turnstile-go/turnstile"
 )
@@ -389,5 +393,49 @@ func NestedNames(t *testing.T, env Env) {
 		if err := l.Unlock(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// RunMain runs a package's tests around a server that launch starts with
+// its data under a temporary directory, and returns the exit code: a
+// failure if any test failed or a goroutine outlived them. launch returns
+// how to stop the server (nil if it could not start; each test then
+// reports that itself).
+func RunMain(m *testing.M, launch func(dir string) (stop func())) int {
+	dir, err := os.MkdirTemp("", "turnstile-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	stop := launch(dir)
+	code := m.Run()
+	if stop != nil {
+		stop()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// KillLeader returns a fault for Cycle: find the servers' leader and kill
+// it.
+func KillLeader(tb testing.TB, leader func(context.Context) (int, error), kill func(int) error) func() {
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		i, err := leader(ctx)
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		if err := kill(i); err != nil {
+			tb.Error(err)
+		}
+		tb.Logf("killed the leader, server %d", i)
 	}
 }

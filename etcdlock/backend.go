@@ -263,6 +263,9 @@ func (s *Session) watchDeleted(ctx context.Context, self turnstile.Contender) bo
 				}
 			}
 		}
+		if ctx.Err() != nil {
+			return false
+		}
 		// The watch ended: its start was compacted away after a
 		// reconnection, or the stream broke. Look, then watch on from
 		// what the read saw.

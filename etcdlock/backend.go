@@ -64,8 +64,7 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 	if err != nil {
 		if ctx.Err() == nil && s.Err() == nil {
 			// An attempt may have put the key before a later one failed.
-			s.wg.Add(1)
-			go func() { defer s.wg.Done(); s.remove(context.Background(), key, 0) }()
+			s.ending.Go(func() { s.remove(context.Background(), key, 0) })
 		}
 		return turnstile.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %w", name, err)
 	}
@@ -231,9 +230,7 @@ func (s *Session) watchOwn(self turnstile.Contender) {
 	ctx, stop := context.WithCancel(s.ctx)
 	c := &contender{gone: make(chan struct{}), stop: stop}
 	s.contenders.Store(self.Key, c)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	started := s.ending.Go(func() {
 		defer stop()
 		if s.watchDeleted(ctx, self) || s.Err() != nil {
 			if !c.released.Load() {
@@ -241,7 +238,10 @@ func (s *Session) watchOwn(self turnstile.Contender) {
 				close(c.gone)
 			}
 		}
-	}()
+	})
+	if !started {
+		close(c.gone) // the session ended already: so did the contender
+	}
 }
 
 // watchDeleted reports whether the key was deleted, or returns false
@@ -384,24 +384,23 @@ func retry[T any](ctx context.Context, s *Session, write func(context.Context) (
 		err error
 	}
 	answer := make(chan result, 1)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	if !s.ending.Go(func() {
 		v, err := repeat(s, write)
 		answer <- result{v, err}
-	}()
+	}) {
+		return zero, s.Err()
+	}
 	select {
 	case r := <-answer:
 		return r.v, r.err
 	case <-ctx.Done():
 		if late != nil {
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
+			// Should the session end first, its lease takes the key.
+			s.ending.Go(func() {
 				if r := <-answer; r.err == nil || transient(r.err) {
 					late()
 				}
-			}()
+			})
 		}
 		return zero, ctx.Err()
 	}

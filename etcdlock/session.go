@@ -67,7 +67,6 @@ type Session struct {
 	ending *recipe.Ending
 	ctx    context.Context // ends with the session, and with it every watch
 	stop   context.CancelFunc
-	wg     sync.WaitGroup
 
 	contenders sync.Map // key to *contender, for this session's keys
 }
@@ -98,15 +97,13 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, err)
 	}
 	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: recipe.NewEnding(), ctx: ctx, stop: stop}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.ending.Go(func() {
 		// The channel closes when the lease is gone, or when the client
 		// has heard nothing for a TTL and gives up on it.
 		for range alive {
 		}
 		s.end(fmt.Errorf("%w: etcd lease %x expired or revoked", turnstile.ErrLost, s.lease))
-	}()
+	})
 	return s, nil
 }
 
@@ -136,7 +133,7 @@ func (s *Session) Lease() clientv3.LeaseID { return s.lease }
 func (s *Session) Close() error {
 	alive := s.Err() == nil
 	s.end(turnstile.ErrSessionClosed)
-	s.wg.Wait()
+	s.ending.Wait()
 	if !alive {
 		return nil // the lease is gone already, or was revoked by a first Close
 	}

@@ -266,8 +266,9 @@ func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked
 		}
 	}
 	s.holds.Store(self.Key, h)
-	s.wg.Add(1)
-	go s.monitor(self.Key, h, ch)
+	if !s.ending.Go(func() { s.monitor(self.Key, h, ch) }) {
+		return nil, s.Err()
+	}
 	return h.lost, nil
 }
 
@@ -290,7 +291,6 @@ func (s *Session) watchSelf(ctx context.Context, path string) (<-chan zk.Event, 
 // is its watch, or nil if not set yet. It stops once Leave has removed
 // the node, and not before: a Leave that fails leaves the hold watched.
 func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
-	defer s.wg.Done()
 	lose := func(why ...any) {
 		if !h.deleting.Load() {
 			s.log.Warn("zklock: hold lost", append([]any{"node", path}, why...)...)

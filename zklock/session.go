@@ -93,7 +93,6 @@ type Session struct {
 	ending   *recipe.Ending
 	quit     chan struct{}
 	quitOnce sync.Once
-	wg       sync.WaitGroup
 
 	holds sync.Map // a held node's path to its *hold
 }
@@ -145,9 +144,7 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 	// The client's SetLogger races with its own goroutines, so the
 	// connection keeps the logger it was opened with.
 	s := newSession(o)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.ending.Go(func() {
 		for {
 			select {
 			case ev, ok := <-events:
@@ -159,7 +156,7 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 				return
 			}
 		}
-	}()
+	})
 	if err := s.start(conn, o); err != nil {
 		s.Close()
 		return nil, err
@@ -214,8 +211,7 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 			return fmt.Errorf("zklock: authenticate (%s): %w", a.scheme, err)
 		}
 	}
-	s.wg.Add(1)
-	go s.follow()
+	s.ending.Go(s.follow)
 	return nil
 }
 
@@ -223,7 +219,6 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 // until the server must have expired the session: a session timeout after
 // a server was last heard from.
 func (s *Session) follow() {
-	defer s.wg.Done()
 	expiry := time.NewTimer(0)
 	<-expiry.C
 	defer expiry.Stop()
@@ -342,7 +337,7 @@ func (s *Session) Close() error {
 		s.conn.Close() // waits for the server to end the session
 	}
 	s.quitOnce.Do(func() { close(s.quit) })
-	s.wg.Wait()
+	s.ending.Wait()
 	return nil
 }
 

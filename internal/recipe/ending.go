@@ -3,11 +3,16 @@ package recipe
 import "sync"
 
 // Ending is how a backend session ends: once, for good, with a cause
-// that every later call reports.
+// that every later call reports. It also keeps count of the session's
+// goroutines, so that closing the session can wait for them.
 type Ending struct {
 	once  sync.Once
 	done  chan struct{}
 	cause error // written once, before done closes
+
+	mu     sync.Mutex // orders Go's check against End
+	ended  bool
+	active sync.WaitGroup
 }
 
 // NewEnding returns an Ending not yet ended.
@@ -18,6 +23,9 @@ func NewEnding() *Ending { return &Ending{done: make(chan struct{})} }
 func (e *Ending) End(cause error) bool {
 	ended := false
 	e.once.Do(func() {
+		e.mu.Lock()
+		e.ended = true
+		e.mu.Unlock()
 		e.cause = cause
 		close(e.done)
 		ended = true
@@ -36,4 +44,26 @@ func (e *Ending) Err() error {
 	default:
 		return nil
 	}
+}
+
+// Go runs f in a goroutine that Wait waits for, and reports true, unless
+// it has ended: a session that has ended starts nothing more.
+func (e *Ending) Go(f func()) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended {
+		return false
+	}
+	e.active.Add(1)
+	go func() {
+		defer e.active.Done()
+		f()
+	}()
+	return true
+}
+
+// Wait waits, once it has ended, for every goroutine Go started.
+func (e *Ending) Wait() {
+	<-e.done
+	e.active.Wait()
 }

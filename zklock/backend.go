@@ -44,13 +44,10 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 		defer wg.Done()
 		q, qErr = s.Queue(ctx, name)
 	}()
-	stat, statErr = read(ctx, s, func() (*zk.Stat, error) {
-		_, st, err := s.conn.Exists(path)
-		return st, err
-	})
+	stat, statErr = s.stat(ctx, path)
 	wg.Wait()
 	err = errors.Join(statErr, qErr)
-	if err == nil && stat.Czxid == 0 {
+	if err == nil && stat == nil {
 		err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, path)
 	}
 	if err != nil {
@@ -116,16 +113,24 @@ func (s *Session) find(ctx context.Context, name, id string) (string, error) {
 			continue
 		}
 		path := name + "/" + child
-		stat, err := read(ctx, s, func() (*zk.Stat, error) {
-			_, st, err := s.conn.Exists(path)
-			return st, err
-		})
+		stat, err := s.stat(ctx, path)
 		if err != nil || stat == nil || stat.EphemeralOwner != s.conn.SessionID() {
 			return "", err
 		}
 		return path, nil
 	}
 	return "", err
+}
+
+// stat reads path's metadata, or nil if there is no such node.
+func (s *Session) stat(ctx context.Context, path string) (*zk.Stat, error) {
+	return read(ctx, s, func() (*zk.Stat, error) {
+		ok, st, err := s.conn.Exists(path)
+		if !ok {
+			st = nil
+		}
+		return st, err
+	})
 }
 
 // discard removes the node of a create whose caller stopped waiting for

@@ -207,9 +207,9 @@ func (l *Lock) Release(ctx context.Context) error {
 	return err
 }
 
-// Held returns the current hold, or nil. A lost hold is still returned
+// current returns the hold, or nil. A lost hold is still returned
 // until released, so that callers can tell loss from release.
-func (l *Lock) Held() *Hold {
+func (l *Lock) current() *Hold {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.held
@@ -218,7 +218,7 @@ func (l *Lock) Held() *Hold {
 // Token returns the current hold's fencing token, or 0 when nothing is
 // held or the hold was lost.
 func (l *Lock) Token() int64 {
-	h := l.Held()
+	h := l.current()
 	if h == nil || l.gone(h) {
 		return 0
 	}
@@ -234,7 +234,7 @@ func (l *Lock) gone(h *Hold) bool {
 // Lost returns the current hold's loss channel, or nil when nothing is
 // held.
 func (l *Lock) Lost() <-chan struct{} {
-	if h := l.Held(); h != nil {
+	if h := l.current(); h != nil {
 		return h.Lost
 	}
 	return nil

@@ -19,16 +19,16 @@ const (
 	Candidate
 )
 
-// String returns the word that names the kind in a contender's node or
-// key, so that an operator listing a queue can read it.
+// String returns "exclusive", "shared" or "candidate": the mode of a
+// hold, as a sequencer or a log states it.
 func (k Kind) String() string {
 	switch k {
 	case Exclusive:
-		return "lock"
+		return "exclusive"
 	case Shared:
-		return "read"
+		return "shared"
 	case Candidate:
-		return "lead"
+		return "candidate"
 	}
 	return "invalid"
 }

@@ -67,7 +67,7 @@ func (m *Mutex) TryLock(ctx context.Context) error {
 // though another client may hold it). Any other error leaves the hold in
 // place to Unlock again.
 func (m *Mutex) Unlock(ctx context.Context) error {
-	return m.l.Release(ctx)
+	return m.l.Release(ctx, turnstile.Exclusive)
 }
 
 // Token returns the fencing token of the current hold: its key's create

@@ -66,7 +66,7 @@ func (m *Mutex) TryLock(ctx context.Context) error {
 // hold it). Any other error, such as ctx ending while the server is
 // unreachable, leaves the hold in place to Unlock again.
 func (m *Mutex) Unlock(ctx context.Context) error {
-	return m.l.Release(ctx)
+	return m.l.Release(ctx, turnstile.Exclusive)
 }
 
 // Token returns the fencing token of the current hold: the zxid that

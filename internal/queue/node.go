@@ -23,10 +23,18 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// words name the kinds in contenders' names, short and readable in an
+// operator's listing of a queue.
+var words = map[turnstile.Kind]string{
+	turnstile.Exclusive: "lock",
+	turnstile.Shared:    "read",
+	turnstile.Candidate: "lead",
+}
+
 // Node returns the last path segment of a contender: kind, then id, as in
 // "lock-3f2a9c0d1e4b5a69". ZooKeeper appends "-" and its sequence number.
 func Node(kind turnstile.Kind, id string) string {
-	return kind.String() + "-" + id
+	return words[kind] + "-" + id
 }
 
 // ParseNode reads a segment written by Node. ok is false for anything
@@ -37,8 +45,8 @@ func ParseNode(seg string) (kind turnstile.Kind, id string, ok bool) {
 	if !found || len(id) != idLen || strings.Trim(id, "0123456789abcdef") != "" {
 		return 0, "", false
 	}
-	for _, k := range []turnstile.Kind{turnstile.Exclusive, turnstile.Shared, turnstile.Candidate} {
-		if word == k.String() {
+	for k, w := range words {
+		if word == w {
 			return k, id, true
 		}
 	}

@@ -178,17 +178,22 @@ func (l *Lock) leave(self turnstile.Contender) bool {
 	return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
 }
 
-// Release gives the hold up. It returns an error matching
-// turnstile.ErrNotHeld when nothing is held and turnstile.ErrLost when
-// the hold had already been lost; in both cases, and on success, the
-// value is free for its next acquisition. Any other error (the server
-// unreachable) leaves the hold in place for another Release.
-func (l *Lock) Release(ctx context.Context) error {
+// Release gives up a hold of the given kind. It returns an error
+// matching turnstile.ErrNotHeld when no hold of that kind is held, and
+// turnstile.ErrLost when the hold had already been lost; in the latter
+// case, and on success, the value is free for its next acquisition. Any
+// other error (the server unreachable) leaves the hold in place for
+// another Release.
+func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 	if l.err != nil {
 		return l.err
 	}
 	l.mu.Lock()
 	h := l.held
+	if h != nil && h.Self.Kind != kind {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: %s is held %s, not %s", turnstile.ErrNotHeld, l.name, h.Self.Kind, kind)
+	}
 	l.held = nil // claimed, so that a concurrent Release reports ErrNotHeld
 	l.mu.Unlock()
 	if h == nil {
@@ -223,6 +228,23 @@ func (l *Lock) Token() int64 {
 		return 0
 	}
 	return h.Self.Token
+}
+
+// Mode returns the current hold's kind, or 0 when nothing is held or the
+// hold was lost.
+func (l *Lock) Mode() turnstile.Kind {
+	h := l.current()
+	if h == nil || l.gone(h) {
+		return 0
+	}
+	return h.Self.Kind
+}
+
+// Holds reports whether the value holds, or held until it was lost and
+// not yet released, a hold of kind.
+func (l *Lock) Holds(kind turnstile.Kind) bool {
+	h := l.current()
+	return h != nil && h.Self.Kind == kind
 }
 
 // gone reports whether h is lost, whether or not its loss channel has

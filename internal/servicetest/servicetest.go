@@ -1,0 +1,462 @@
+// Package servicetest puts ZooKeeper and etcd behind one face, so that
+// the tests of a recipe that runs over any backend session (read-write
+// locks, elections) are written once and run over both real services.
+package servicetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/proxy"
+	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/zklock"
+)
+
+// Lifetime is the session timeout or lease TTL of the sessions tests
+// open: short, so that a test of loss is quick, and long enough for a
+// loaded machine running under -race.
+const Lifetime = 4 * time.Second
+
+// Service is one running coordination service, a server or a cluster of
+// them, with what a recipe test does to it and reads from it.
+type Service struct {
+	// Name names the service in subtest names: "zookeeper" or "etcd".
+	Name string
+	// WaitersWatchSelf reports that a waiting contender watches its own
+	// key as well as the one it waits for, as on etcd; on ZooKeeper only
+	// a holder watches its own node.
+	WaitersWatchSelf bool
+	// RequestBytes is more than the session's background traffic (pings,
+	// keep-alives) sends in a second, and less than a join request.
+	RequestBytes int64
+
+	addrs []string
+	open  func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Backend
+	// nodes are the servers as processes, nil when they are embedded.
+	nodes  []node
+	leader func(context.Context) (int, error)
+	state  inspector
+}
+
+type node interface {
+	Pause() error
+	Resume() error
+	Kill() error
+}
+
+// inspector reads what the tests check from the servers themselves.
+type inspector interface {
+	queued(name string) (int, error)
+	writes() (int64, error)
+	watches() (int, error)
+	notified() (int, error)
+	layout(name string) (map[string][]string, error)
+	close()
+}
+
+// Session opens a session on every server, closed when tb ends.
+func (s *Service) Session(tb testing.TB) turnstile.Backend {
+	tb.Helper()
+	return s.open(tb, Lifetime, s.addrs)
+}
+
+// Through opens a session with the given lifetime whose traffic to the
+// first server passes through a proxy of its own, which the test can cut.
+func (s *Service) Through(tb testing.TB, lifetime time.Duration) (turnstile.Backend, *proxy.Proxy) {
+	tb.Helper()
+	p, err := proxy.Start(s.addrs[0])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Registered first, so that it closes after the session.
+	tb.Cleanup(func() { p.Close() })
+	return s.open(tb, lifetime, []string{p.Addr()}), p
+}
+
+// Node returns the i-th server as a process the test can pause, resume
+// and kill; it fails the test if the servers are embedded.
+func (s *Service) Node(tb testing.TB, i int) node {
+	tb.Helper()
+	if s.nodes == nil {
+		tb.Fatalf("%s: the servers are embedded, not processes", s.Name)
+	}
+	return s.nodes[i]
+}
+
+// KillLeader returns a fault that kills the servers' leader.
+func (s *Service) KillLeader(tb testing.TB) func() {
+	return locktest.KillLeader(tb, s.leader, func(i int) error { return s.Node(tb, i).Kill() })
+}
+
+// Queued returns how many contenders the servers hold under name.
+func (s *Service) Queued(tb testing.TB, name string) int {
+	tb.Helper()
+	v, err := s.state.queued(name)
+	must(tb, err)
+	return v
+}
+
+// Writes returns a number the servers increase on every change.
+func (s *Service) Writes(tb testing.TB) int64 {
+	tb.Helper()
+	v, err := s.state.writes()
+	must(tb, err)
+	return v
+}
+
+// Watches returns how many watches the first server holds: ZooKeeper's
+// zk_watch_count, etcd's etcd_debugging_mvcc_watcher_total.
+func (s *Service) Watches(tb testing.TB) int {
+	tb.Helper()
+	v, err := s.state.watches()
+	must(tb, err)
+	return v
+}
+
+// Notified returns how many watch notifications the first server has
+// sent: the watches ZooKeeper triggered, the events etcd sent.
+func (s *Service) Notified(tb testing.TB) int {
+	tb.Helper()
+	v, err := s.state.notified()
+	must(tb, err)
+	return v
+}
+
+// Layout maps each contender of name that watches another contender to
+// the contenders it watches, by key, as the server records it; it returns
+// nil where the server does not tell (etcd).
+func (s *Service) Layout(tb testing.TB, name string) map[string][]string {
+	tb.Helper()
+	v, err := s.state.layout(name)
+	must(tb, err)
+	return v
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// The services every test of a package shares, launched by Main.
+var shared struct {
+	zk, etcd       *Service
+	zkErr, etcdErr error
+}
+
+// Main runs a package's tests around a shared ZooKeeper server and a
+// shared embedded etcd member, and returns the exit code. It sets
+// *examples, if not nil, to the etcd member's endpoints, for the
+// package's examples.
+func Main(m *testing.M, examples *[]string) int {
+	return locktest.RunMain(m, func(dir string) func() {
+		var stops []func()
+		if c, err := zktest.Launch(dir, 1); err != nil {
+			shared.zkErr = err
+		} else {
+			shared.zk = zookeeper(c)
+			stops = append(stops, c.Stop, shared.zk.state.close)
+		}
+		sub, err := os.MkdirTemp(dir, "etcd")
+		if err == nil {
+			var e *etcdtest.Embedded
+			if e, err = etcdtest.LaunchEmbedded(sub); err == nil {
+				shared.etcd = etcd(e.Endpoints(), nil, nil)
+				if examples != nil {
+					*examples = e.Endpoints()
+				}
+				stops = append(stops, e.Close, shared.etcd.state.close)
+			}
+		}
+		shared.etcdErr = err
+		return func() {
+			for i := len(stops) - 1; i >= 0; i-- {
+				stops[i]()
+			}
+		}
+	})
+}
+
+// Each runs f as a subtest over the shared ZooKeeper server and over the
+// shared etcd member.
+func Each(t *testing.T, f func(t *testing.T, s *Service)) {
+	t.Run("zookeeper", func(t *testing.T) {
+		if shared.zk == nil {
+			testenv.Unavailable(t, "zookeeper: %v", shared.zkErr)
+		}
+		f(t, shared.zk)
+	})
+	t.Run("etcd", func(t *testing.T) {
+		if shared.etcd == nil {
+			t.Fatalf("embedded etcd: %v", shared.etcdErr)
+		}
+		f(t, shared.etcd)
+	})
+}
+
+// EachCluster runs f as a subtest over a fresh ZooKeeper ensemble of n
+// nodes and over a fresh etcd cluster of n members, each server its own
+// process.
+func EachCluster(t *testing.T, n int, f func(t *testing.T, s *Service)) {
+	t.Run("zookeeper", func(t *testing.T) {
+		s := zookeeper(zktest.StartEnsemble(t, n))
+		t.Cleanup(s.state.close)
+		f(t, s)
+	})
+	t.Run("etcd", func(t *testing.T) {
+		c := etcdtest.StartCluster(t, n)
+		nodes := make([]node, n)
+		for i := range nodes {
+			nodes[i] = c.Member(i)
+		}
+		s := etcd(c.Endpoints(), nodes, c.Leader)
+		t.Cleanup(s.state.close)
+		f(t, s)
+	})
+}
+
+func zookeeper(c *zktest.Cluster) *Service {
+	nodes := make([]node, c.Len())
+	for i := range nodes {
+		nodes[i] = c.Node(i)
+	}
+	return &Service{
+		Name:         "zookeeper",
+		RequestBytes: 40,
+		addrs:        c.Servers(),
+		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Backend {
+			s, err := zklock.Connect(addrs, zklock.WithSessionTimeout(lifetime))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { s.Close() })
+			return s
+		},
+		nodes:  nodes,
+		leader: c.Leader,
+		state:  &zkState{c: c},
+	}
+}
+
+func etcd(endpoints []string, nodes []node, leader func(context.Context) (int, error)) *Service {
+	return &Service{
+		Name:             "etcd",
+		WaitersWatchSelf: true,
+		RequestBytes:     150,
+		addrs:            endpoints,
+		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Backend {
+			s, err := etcdlock.NewSession(etcdtest.NewClient(tb, addrs...), etcdlock.WithTTL(lifetime))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { s.Close() })
+			return s
+		},
+		nodes:  nodes,
+		leader: leader,
+		state:  &etcdState{endpoints: endpoints},
+	}
+}
+
+const readTimeout = 10 * time.Second
+
+// zkState reads a ZooKeeper server's state through a connection of its
+// own, and its counters through four-letter words.
+type zkState struct {
+	c    *zktest.Cluster
+	mu   sync.Mutex
+	conn *zk.Conn
+}
+
+func (z *zkState) reader() (*zk.Conn, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.conn == nil {
+		conn, _, err := zk.Connect(z.c.Servers(), readTimeout, zk.WithLogger(quiet{}))
+		if err != nil {
+			return nil, err
+		}
+		z.conn = conn
+	}
+	return z.conn, nil
+}
+
+func (z *zkState) close() {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.conn != nil {
+		z.conn.Close()
+	}
+}
+
+func (z *zkState) queued(name string) (int, error) {
+	conn, err := z.reader()
+	if err != nil {
+		return 0, err
+	}
+	children, _, err := conn.Children(name)
+	if errors.Is(err, zk.ErrNoNode) {
+		return 0, nil
+	}
+	return len(children), err
+}
+
+func (z *zkState) writes() (int64, error) {
+	out, err := z.c.Node(0).FourLetter(context.Background(), "srvr")
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`Zxid: 0x([0-9a-f]+)`).FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no zxid in srvr: %q", out)
+	}
+	return strconv.ParseInt(m[1], 16, 64)
+}
+
+func (z *zkState) mntr(keys ...string) (int, error) {
+	vars, err := z.c.Node(0).Mntr(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	sum := 0
+	for _, k := range keys {
+		v, err := strconv.Atoi(vars[k])
+		if err != nil {
+			return 0, fmt.Errorf("mntr %s: %w", k, err)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+func (z *zkState) watches() (int, error) { return z.mntr("zk_watch_count") }
+
+func (z *zkState) notified() (int, error) {
+	return z.mntr("zk_sum_node_deleted_watch_count", "zk_sum_node_changed_watch_count",
+		"zk_sum_node_created_watch_count", "zk_sum_node_children_watch_count")
+}
+
+// layout joins wchp's watched paths and watching sessions with the
+// sessions that own name's children.
+func (z *zkState) layout(name string) (map[string][]string, error) {
+	conn, err := z.reader()
+	if err != nil {
+		return nil, err
+	}
+	children, _, err := conn.Children(name)
+	if err != nil {
+		return nil, err
+	}
+	owned := map[int64]string{}
+	for _, child := range children {
+		path := name + "/" + child
+		ok, st, err := conn.Exists(path)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			owned[st.EphemeralOwner] = path
+		}
+	}
+	watched, err := z.c.Node(0).Watches(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	layout := map[string][]string{}
+	for path, sessions := range watched {
+		for _, sid := range sessions {
+			if w, ok := owned[sid]; ok && w != path {
+				layout[w] = append(layout[w], path)
+			}
+		}
+	}
+	return layout, nil
+}
+
+// etcdState reads an etcd member's keys through a client of its own, and
+// its counters from its metrics.
+type etcdState struct {
+	endpoints []string
+	mu        sync.Mutex
+	client    *clientv3.Client
+}
+
+func (e *etcdState) reader() (*clientv3.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client == nil {
+		c, err := clientv3.New(etcdtest.ClientConfig(e.endpoints...))
+		if err != nil {
+			return nil, err
+		}
+		e.client = c
+	}
+	return e.client, nil
+}
+
+func (e *etcdState) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client != nil {
+		e.client.Close()
+	}
+}
+
+func (e *etcdState) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	c, err := e.reader()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	return c.Get(ctx, key, opts...)
+}
+
+func (e *etcdState) queued(name string) (int, error) {
+	resp, err := e.get(name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Count), nil
+}
+
+func (e *etcdState) writes() (int64, error) {
+	resp, err := e.get("/")
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
+}
+
+func (e *etcdState) metric(name string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	v, err := etcdtest.Metric(ctx, e.endpoints[0], name, nil)
+	return int(v), err
+}
+
+func (e *etcdState) watches() (int, error) { return e.metric("etcd_debugging_mvcc_watcher_total") }
+
+func (e *etcdState) notified() (int, error) { return e.metric("etcd_debugging_mvcc_events_total") }
+
+func (e *etcdState) layout(string) (map[string][]string, error) { return nil, nil }
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}

@@ -1,0 +1,135 @@
+// Package rwlock is a fair, herd-free read-write lock over either
+// backend: readers share a name, writers hold it alone, strictly in the
+// order the server received them.
+//
+// It runs on a *zklock.Session or an *etcdlock.Session unchanged. On
+// ZooKeeper a reader is a child node named read-…, a writer lock-…; on
+// etcd the same words start the keys under the name's prefix.
+package rwlock
+
+import (
+	"context"
+	"errors"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
+)
+
+// ErrUpgrade is returned by Lock and TryLock on a value that holds the
+// read lock: the write contender would queue behind its own read hold
+// and wait for ever. RUnlock first, then Lock, knowing that another
+// writer may go in between.
+var ErrUpgrade = errors.New("rwlock: cannot upgrade a read hold to a write hold")
+
+// RWMutex is a read-write lock shared by every client of a ZooKeeper
+// ensemble or etcd cluster that uses the same name. Contenders are served
+// in the order the server received them: a reader holds once no writer is
+// ahead of it, a writer once it is first. A waiting writer therefore
+// holds back every reader that comes after it, so writers never starve,
+// and does not hold back readers that came before it.
+//
+// Each waiter waits for one contender alone: a reader for the nearest
+// writer ahead of it, a writer for its immediate predecessor. A writer's
+// release wakes the run of readers behind it, or the next writer, and no
+// one else.
+//
+// An RWMutex value has at most one hold, read or write, and at most one
+// contender in the server's queue: acquisitions by goroutines sharing a
+// value wait on the value, in arrival order, even two RLocks. Values on
+// separate sessions, or separate values on one session, are separate
+// contenders; two readers in one process share the lock by using two
+// values. Any goroutine may release.
+//
+// Every hold carries a fencing token (Token), its contender's number on
+// the server. Read and write holds of a name are numbered on one scale,
+// so a resource can fence both with the same check. Lost and the loss of
+// a hold behave as for the mutexes of zklock and etcdlock.
+type RWMutex struct {
+	l *recipe.Lock
+}
+
+// New returns the read-write lock named name on s, a *zklock.Session or
+// an *etcdlock.Session. It makes no server call: a nil s or an invalid
+// name (see turnstile.ValidateName) is reported by every method, with an
+// error matching turnstile.ErrNilSession or turnstile.ErrInvalidName.
+func New(s turnstile.Backend, name string) *RWMutex {
+	return &RWMutex{recipe.New(s, name)}
+}
+
+// RLock blocks until the lock is held for reading, or until ctx ends.
+// On failure it returns the error, ctx's error if ctx ended, and leaves
+// nothing in the queue; an RLock that returns nil holds even if ctx
+// ended meanwhile.
+func (rw *RWMutex) RLock(ctx context.Context) error {
+	return rw.l.Acquire(ctx, turnstile.Shared, nil, false)
+}
+
+// TryRLock acquires the read lock only if no writer holds it or waits
+// for it: it never waits. Otherwise it leaves the queue and returns an
+// error matching turnstile.ErrLocked.
+func (rw *RWMutex) TryRLock(ctx context.Context) error {
+	return rw.l.Acquire(ctx, turnstile.Shared, nil, true)
+}
+
+// RUnlock releases a read hold. It returns an error matching
+// turnstile.ErrNotHeld when the value holds no read lock, and
+// turnstile.ErrLost when the hold had been lost.
+func (rw *RWMutex) RUnlock(ctx context.Context) error {
+	return rw.l.Release(ctx, turnstile.Shared)
+}
+
+// Lock blocks until the lock is held for writing, or until ctx ends,
+// with the same guarantees as RLock. On a value that holds the read
+// lock it fails at once with ErrUpgrade.
+func (rw *RWMutex) Lock(ctx context.Context) error {
+	if err := rw.upgrade(); err != nil {
+		return err
+	}
+	return rw.l.Acquire(ctx, turnstile.Exclusive, nil, false)
+}
+
+// TryLock acquires the write lock only if nobody holds the lock or waits
+// for it: it never waits. Otherwise it leaves the queue and returns an
+// error matching turnstile.ErrLocked, or ErrUpgrade as Lock does.
+func (rw *RWMutex) TryLock(ctx context.Context) error {
+	if err := rw.upgrade(); err != nil {
+		return err
+	}
+	return rw.l.Acquire(ctx, turnstile.Exclusive, nil, true)
+}
+
+func (rw *RWMutex) upgrade() error {
+	if rw.l.Holds(turnstile.Shared) {
+		return ErrUpgrade
+	}
+	return nil
+}
+
+// Unlock releases a write hold. It returns an error matching
+// turnstile.ErrNotHeld when the value holds no write lock, and
+// turnstile.ErrLost when the hold had been lost.
+func (rw *RWMutex) Unlock(ctx context.Context) error {
+	return rw.l.Release(ctx, turnstile.Exclusive)
+}
+
+// Token returns the fencing token of the current hold, read or write:
+// the ZooKeeper node's creation zxid or the etcd key's create revision.
+// It returns 0 when nothing is held or the hold was lost.
+func (rw *RWMutex) Token() int64 {
+	return rw.l.Token()
+}
+
+// Mode returns turnstile.Exclusive for a write hold, turnstile.Shared
+// for a read hold, and 0 when nothing is held or the hold was lost, so
+// that a resource told of a token can also be told what it permits.
+func (rw *RWMutex) Mode() turnstile.Kind {
+	return rw.l.Mode()
+}
+
+// Lost returns a channel closed when the current hold ends other than by
+// release: its node or key deleted by someone else, or its session
+// ended. It returns nil, a channel that never closes, when nothing is
+// held.
+func (rw *RWMutex) Lost() <-chan struct{} {
+	return rw.l.Lost()
+}

@@ -81,30 +81,83 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	ctx, cancel := context.WithTimeout(cli.Ctx(), 30*time.Second)
+	defer cancel()
 	if o.lease == clientv3.NoLease {
-		ctx, cancel := context.WithTimeout(cli.Ctx(), 30*time.Second)
-		defer cancel()
 		resp, err := cli.Grant(ctx, int64(math.Ceil(o.ttl.Seconds())))
 		if err != nil {
 			return nil, fmt.Errorf("etcdlock: grant lease: %w", err)
 		}
 		o.lease = resp.ID
 	}
-	ctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
-	alive, err := cli.KeepAlive(ctx, o.lease)
+	// A first renewal dates the lease, however long the grant took: it
+	// lives at least a TTL from when the renewal was sent.
+	sent := time.Now()
+	resp, err := cli.KeepAliveOnce(ctx, o.lease)
 	if err != nil {
-		stop()
 		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, err)
 	}
-	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: recipe.NewEnding(), ctx: ctx, stop: stop}
-	s.ending.Go(func() {
-		// The channel closes when the lease is gone, or when the client
-		// has heard nothing for a TTL and gives up on it.
-		for range alive {
-		}
-		s.end(fmt.Errorf("%w: etcd lease %x expired or revoked", turnstile.ErrLost, s.lease))
-	})
+	sctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
+	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: recipe.NewEnding(), ctx: sctx, stop: stop}
+	s.ending.Go(func() { s.keepAlive(sent, time.Duration(resp.TTL)*time.Second) })
 	return s, nil
+}
+
+// keepAlive renews the lease a third of its TTL after each renewal, and
+// ends the session the moment the lease may have expired on the server:
+// a TTL after the last answered renewal was sent, since the server
+// cannot have renewed it any earlier. The client's own KeepAlive gives
+// up only once a TTL has passed since the last answer arrived, checked
+// twice a second: too late for a holder that must stop before the
+// server hands its hold to the next contender.
+func (s *Session) keepAlive(renewed time.Time, ttl time.Duration) {
+	deadline := renewed.Add(ttl)
+	// An attempt stuck on a member that died is dropped after a while,
+	// so that the next one can reach another.
+	attempt := max(ttl/3, 500*time.Millisecond)
+	if !s.sleep(time.Until(renewed.Add(ttl / 3))) {
+		return
+	}
+	for {
+		sent := time.Now()
+		ctx, cancel := context.WithTimeout(s.ctx, min(time.Until(deadline), attempt))
+		resp, err := s.cli.KeepAliveOnce(ctx, s.lease)
+		cancel()
+		switch {
+		case s.ctx.Err() != nil:
+			return // closed
+		case err == nil && resp.TTL > 0:
+			ttl := time.Duration(resp.TTL) * time.Second
+			deadline = sent.Add(ttl)
+			attempt = max(ttl/3, 500*time.Millisecond)
+			if !s.sleep(ttl / 3) {
+				return
+			}
+		case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
+			s.end(fmt.Errorf("%w: etcd lease %x expired or revoked", turnstile.ErrLost, s.lease))
+			return
+		case !time.Now().Before(deadline):
+			s.end(fmt.Errorf("%w: etcd lease %x not renewed within its TTL: %v", turnstile.ErrLost, s.lease, err))
+			return
+		default:
+			// Unreachable for now: retry until the lease may be gone.
+			if !s.sleep(max(0, min(100*time.Millisecond, time.Until(deadline)))) {
+				return
+			}
+		}
+	}
+}
+
+// sleep waits d, and reports false if the session ends first.
+func (s *Session) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
 }
 
 // end makes the session dead with cause, once.

@@ -98,6 +98,15 @@ type Backend interface {
 	// ErrLost if self was already gone.
 	Leave(ctx context.Context, self Contender) error
 
+	// Value reads the payload c joined with; queued is false if c has
+	// left the queue.
+	Value(ctx context.Context, c Contender) (value []byte, queued bool, err error)
+
+	// AwaitJoin blocks until the queue of name holds a contender, the
+	// session ends (an error matching ErrLost or ErrSessionClosed) or
+	// ctx ends.
+	AwaitJoin(ctx context.Context, name string) error
+
 	// Done is closed when the session ends: expired, revoked or closed.
 	Done() <-chan struct{}
 }

@@ -30,6 +30,10 @@ var (
 	// election name that ValidateName rejects.
 	ErrInvalidName = errors.New("turnstile: invalid name")
 
+	// ErrInvalidID is returned, before any server call, for an
+	// election candidate id that ValidateID rejects.
+	ErrInvalidID = errors.New("turnstile: invalid candidate id")
+
 	// ErrNilSession is returned, before any server call, by a recipe
 	// built on a nil session.
 	ErrNilSession = errors.New("turnstile: nil session")

@@ -8,6 +8,10 @@ import (
 	"unicode/utf8"
 )
 
+// MaxIDLen bounds an election candidate's id, which every observer reads
+// with each change of leader.
+const MaxIDLen = 1024
+
 // MaxNameLen bounds a name so that a contender's full path, the name plus
 // a node of a few dozen bytes, stays far below both servers' limits.
 const MaxNameLen = 1024
@@ -57,6 +61,28 @@ func checkName(name string) error {
 		case ".", "..":
 			return fmt.Errorf("relative segment %q", seg)
 		}
+	}
+	return nil
+}
+
+// ValidateID reports whether id can identify an election candidate: not
+// empty (an empty id is how Observe says that no one leads), valid UTF-8
+// without control characters, at most MaxIDLen bytes. The error matches
+// ErrInvalidID.
+func ValidateID(id string) error {
+	var err error
+	switch {
+	case id == "":
+		err = errors.New("empty")
+	case len(id) > MaxIDLen:
+		err = fmt.Errorf("longer than %d bytes", MaxIDLen)
+	case !utf8.ValidString(id):
+		err = errors.New("not valid UTF-8")
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		err = errors.New("control character")
+	}
+	if err != nil {
+		return fmt.Errorf("%w %q: %s", ErrInvalidID, id, err)
 	}
 	return nil
 }

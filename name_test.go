@@ -29,3 +29,16 @@ func TestValidateName(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateID(t *testing.T) {
+	for _, id := range []string{"a", "worker-7@host.example:8080", "名前 with spaces", strings.Repeat("x", turnstile.MaxIDLen)} {
+		if err := turnstile.ValidateID(id); err != nil {
+			t.Errorf("ValidateID(%q) = %v, want nil", id, err)
+		}
+	}
+	for _, id := range []string{"", "a\x00b", "line\nbreak", "\xff", strings.Repeat("x", turnstile.MaxIDLen+1)} {
+		if err := turnstile.ValidateID(id); !errors.Is(err, turnstile.ErrInvalidID) {
+			t.Errorf("ValidateID(%q) = %v, want ErrInvalidID", id, err)
+		}
+	}
+}

@@ -147,6 +147,54 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 	return q, nil
 }
 
+// Value reads c's key: one round trip.
+func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, bool, error) {
+	g, err := s.cli.Get(ctx, c.Key)
+	if err != nil {
+		return nil, false, fmt.Errorf("etcdlock: read %s: %w", c.Key, s.errOr(ctx, err))
+	}
+	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
+		return nil, false, nil
+	}
+	return g.Kvs[0].Value, true, nil
+}
+
+// AwaitJoin reads name's keys, and if none is a contender watches the
+// prefix from the revision after that read for the next put.
+func (s *Session) AwaitJoin(ctx context.Context, name string) error {
+	prefix := name + "/"
+	for {
+		g, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
+		}
+		for _, kv := range g.Kvs {
+			if _, ok := parse(kv, prefix); ok {
+				return nil
+			}
+		}
+		if err := s.awaitPut(ctx, prefix, g.Header.Revision+1); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitPut returns once a key under prefix is put at rev or later, or
+// the watch ends without a verdict.
+func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := s.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithFilterDelete())
+	select {
+	case <-events: // a put, or a watch that ended: read again
+		return s.errOr(ctx, nil)
+	case <-s.Done():
+		return s.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // AwaitExit watches c's key alone. The watch starts at the current
 // revision, once created, and then a read checks that c is still there:
 // a watch started at an older revision would join the server's unsynced

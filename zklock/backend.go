@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,6 +185,66 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 	}
 	queue.SortZNodes(q)
 	return q, nil
+}
+
+// Value reads c's node data: one request.
+func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, bool, error) {
+	type res struct {
+		data   []byte
+		queued bool
+	}
+	r, err := read(ctx, s, func() (res, error) {
+		data, _, err := s.conn.Get(c.Key)
+		if errors.Is(err, zk.ErrNoNode) {
+			return res{}, nil
+		}
+		return res{data, err == nil}, err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("zklock: read %s: %w", c.Key, err)
+	}
+	return r.data, r.queued, nil
+}
+
+// AwaitJoin watches name's children, or name's creation while it does
+// not exist: one request, and one more after each change that brings no
+// contender. A watch left when ctx ends stays on the server until it
+// fires, since ZooKeeper clients cannot remove it.
+func (s *Session) AwaitJoin(ctx context.Context, name string) error {
+	for {
+		type res struct {
+			joined bool
+			ch     <-chan zk.Event
+		}
+		r, err := read(ctx, s, func() (res, error) {
+			children, _, ch, err := s.conn.ChildrenW(name)
+			if errors.Is(err, zk.ErrNoNode) {
+				var exists bool
+				exists, _, ch, err = s.conn.ExistsW(name)
+				if exists {
+					return res{}, nil // created meanwhile: read its children
+				}
+			}
+			joined := slices.ContainsFunc(children, func(child string) bool {
+				_, ok := s.contender(name, child)
+				return ok
+			})
+			return res{joined, ch}, err
+		})
+		if err != nil {
+			return fmt.Errorf("zklock: watch queue %s: %w", name, err)
+		}
+		if r.joined {
+			return nil
+		}
+		select {
+		case <-r.ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.Done():
+			return s.Err()
+		}
+	}
 }
 
 func (s *Session) contender(name, child string) (turnstile.Contender, bool) {

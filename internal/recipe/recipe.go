@@ -61,6 +61,10 @@ func New(b turnstile.Backend, name string) *Lock {
 	return l
 }
 
+// Err returns the error every call fails with, found at construction:
+// a nil backend or an invalid name.
+func (l *Lock) Err() error { return l.err }
+
 // isNil sees through an interface holding a nil pointer, which is what a
 // nil *zklock.Session passed as a Backend is.
 func isNil(b turnstile.Backend) bool {

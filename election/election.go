@@ -1,0 +1,338 @@
+// Package election is leader election over either backend: candidates
+// queue in the order the server received them, the first one leads, and
+// each of the others waits for its predecessor alone, so a change of
+// leader wakes only the next candidate.
+//
+// It runs on a *zklock.Session or an *etcdlock.Session unchanged. On
+// ZooKeeper a candidate is a child node named lead-… holding its id; on
+// etcd a key with the same name under the election's prefix.
+//
+// Most programs want Run: campaign, do the leader's work while leading,
+// and stop that work the moment leadership is lost.
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
+)
+
+// Election is one participant in the election called name: a candidate
+// when it campaigns, an observer through Leader and Observe. Goroutines
+// may share it; their Campaign calls wait on the value, in arrival order,
+// so the value has at most one candidate in the server's queue.
+//
+// Safety versus liveness: leadership lasts as long as the session. A
+// leader paused or cut off for longer than the session timeout (ZooKeeper)
+// or TTL (etcd) is replaced while it may still believe it leads. Lost
+// tells it as soon as it can know; only a check of Token at the resource
+// the leader acts on is safe against a leader that cannot know yet.
+type Election struct {
+	l    *recipe.Lock
+	b    turnstile.Backend
+	name string
+	id   []byte
+	err  error // found at construction: every call fails with it
+}
+
+// New returns the participant with the given id in the election called
+// name on s, a *zklock.Session or an *etcdlock.Session. It makes no
+// server call: a nil s, an invalid name (see turnstile.ValidateName) or
+// an invalid id (see turnstile.ValidateID) is reported by every method,
+// with an error matching turnstile.ErrNilSession,
+// turnstile.ErrInvalidName or turnstile.ErrInvalidID.
+func New(s turnstile.Backend, name, id string) *Election {
+	e := &Election{l: recipe.New(s, name), b: s, name: name, id: []byte(id)}
+	if e.err = e.l.Err(); e.err == nil {
+		e.err = turnstile.ValidateID(id)
+	}
+	return e
+}
+
+// Campaign blocks until this participant leads, or until ctx ends. It
+// queues behind every candidate already in the election. Before it
+// returns nil, the server has shown this candidate first in the queue,
+// on a live session. On failure it returns the error, ctx's error if
+// ctx ended, and leaves no candidate behind.
+func (e *Election) Campaign(ctx context.Context) error {
+	if e.err != nil {
+		return e.err
+	}
+	return e.l.Acquire(ctx, turnstile.Candidate, e.id, false)
+}
+
+// Resign gives leadership up, and the next candidate leads. It returns an
+// error matching turnstile.ErrNotHeld when this participant does not
+// lead, and turnstile.ErrLost when its leadership had been lost.
+func (e *Election) Resign(ctx context.Context) error {
+	if e.err != nil {
+		return e.err
+	}
+	return e.l.Release(ctx, turnstile.Candidate)
+}
+
+// Token returns the term of this participant's leadership: its node's
+// creation zxid or its key's create revision, larger for every later
+// leader of the election. It returns 0 when it does not lead.
+func (e *Election) Token() int64 { return e.l.Token() }
+
+// Lost returns a channel closed when this participant's leadership ends
+// other than by Resign: its node or key deleted by someone else, or its
+// session ended. It returns nil, a channel that never closes, when it
+// does not lead.
+func (e *Election) Lost() <-chan struct{} { return e.l.Lost() }
+
+// Leader returns the id of the current leader, as the server has it: two
+// requests, or more if the leader changes meanwhile. With no candidate,
+// it returns an error matching turnstile.ErrNoLeader.
+func (e *Election) Leader(ctx context.Context) (string, error) {
+	if e.err != nil {
+		return "", e.err
+	}
+	for {
+		q, err := e.b.Queue(ctx, e.name)
+		if err != nil {
+			return "", err
+		}
+		if len(q) == 0 {
+			return "", fmt.Errorf("%w: %s", turnstile.ErrNoLeader, e.name)
+		}
+		id, queued, err := e.b.Value(ctx, q[0])
+		if err != nil || queued {
+			return string(id), err
+		}
+	}
+}
+
+// Observe returns a channel of the ids of successive leaders, starting
+// with the current one, and "" whenever it sees that no one leads. It
+// never repeats an id twice in a row, and never waits for a slow
+// reader: a reader that falls behind gets the latest leader, not every
+// one in between. Observing costs one watch, on the leader alone.
+//
+// The channel closes when ctx ends or the session ends; it is closed at
+// once if the participant was built with bad input.
+func (e *Election) Observe(ctx context.Context) <-chan string {
+	out := make(chan string)
+	if e.err != nil {
+		close(out)
+		return out
+	}
+	l := &latest{changed: make(chan struct{}, 1), stopped: make(chan struct{})}
+	go func() {
+		defer close(l.stopped)
+		e.follow(ctx, l.set)
+	}()
+	go l.deliver(ctx, out)
+	return out
+}
+
+// latest is the newest leader seen, handed to the reader when it is ready.
+type latest struct {
+	mu      sync.Mutex
+	id      string
+	seen    bool
+	changed chan struct{} // signalled after every set
+	stopped chan struct{} // closed when nothing more will be set
+}
+
+func (l *latest) set(id string) {
+	l.mu.Lock()
+	l.id, l.seen = id, true
+	l.mu.Unlock()
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (l *latest) get() (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.id, l.seen
+}
+
+// deliver sends each new leader to out, skipping any the reader was too
+// slow for, and closes out when ctx ends or nothing more will come.
+func (l *latest) deliver(ctx context.Context, out chan<- string) {
+	defer close(out)
+	var last string
+	sent := false
+	for {
+		select {
+		case <-l.changed:
+		case <-l.stopped:
+			return
+		case <-ctx.Done():
+			return
+		}
+		for {
+			id, ok := l.get()
+			if !ok || sent && id == last {
+				break
+			}
+			select {
+			case out <- id:
+				last, sent = id, true
+			case <-l.changed:
+				continue // a newer leader: offer that instead
+			case <-l.stopped:
+				return
+			case <-ctx.Done():
+				return
+			}
+			break
+		}
+	}
+}
+
+// follow reports the leader, then waits for it to go, or for a candidate
+// to come when there is none, until ctx or the session ends.
+func (e *Election) follow(ctx context.Context, report func(string)) {
+	for pause := minPause; ; {
+		err := e.followOnce(ctx, report)
+		if ctx.Err() != nil || closed(e.b.Done()) {
+			return
+		}
+		if err == nil {
+			pause = minPause
+			continue
+		}
+		// The server is unreachable for now: try again.
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return
+		}
+		pause = min(2*pause, maxPause)
+	}
+}
+
+func (e *Election) followOnce(ctx context.Context, report func(string)) error {
+	q, err := e.b.Queue(ctx, e.name)
+	if err != nil {
+		return err
+	}
+	if len(q) == 0 {
+		report("")
+		return e.b.AwaitJoin(ctx, e.name)
+	}
+	id, queued, err := e.b.Value(ctx, q[0])
+	if err != nil || !queued {
+		return err
+	}
+	report(string(id))
+	return e.b.AwaitExit(ctx, turnstile.Contender{}, q[0])
+}
+
+// Pauses between attempts that failed on an unreachable server.
+const (
+	minPause = 100 * time.Millisecond
+	maxPause = 2 * time.Second
+)
+
+// resignTimeout bounds Run's resignation once its context has ended.
+const resignTimeout = 5 * time.Second
+
+// Run makes the participant id a leader-elected worker of the election
+// called name on s: it campaigns, and while it leads calls work with the
+// term's token and a context that is cancelled the moment leadership is
+// lost. When work returns nil or leadership is lost, Run resigns if it
+// still leads and campaigns again, behind the other candidates.
+//
+// Run returns when ctx ends, with ctx's error, after resigning; when work
+// returns an error while leading, with that error, after resigning (so
+// to stop for good, return an error from work; to give others a turn,
+// return nil); and when the session ends, with an error matching
+// turnstile.ErrLost or turnstile.ErrSessionClosed. A panic in work
+// resigns before it goes on up the stack. Campaigns that fail while the
+// server is unreachable are retried.
+func Run(ctx context.Context, s turnstile.Backend, name, id string, work func(ctx context.Context, token int64) error) error {
+	e := New(s, name, id)
+	if e.err != nil {
+		return e.err
+	}
+	for pause := minPause; ; {
+		err := e.Campaign(ctx)
+		switch {
+		case ctx.Err() != nil:
+			if err == nil {
+				e.resign(ctx)
+			}
+			return ctx.Err()
+		case err != nil && closed(s.Done()):
+			return err
+		case err != nil:
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+			}
+			pause = min(2*pause, maxPause)
+			continue
+		}
+		pause = minPause
+		if err := e.lead(ctx, work); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// lead runs one term of work, and resigns when it ends, even by a panic.
+// It returns work's error only if work failed while still leading.
+func (e *Election) lead(ctx context.Context, work func(context.Context, int64) error) error {
+	wctx, cancel := context.WithCancel(ctx)
+	lost := e.Lost()
+	go func() {
+		select {
+		case <-lost:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	defer e.resign(ctx)
+	defer cancel()
+	err := work(wctx, e.Token())
+	if ctx.Err() != nil || closed(lost) {
+		return nil
+	}
+	return err
+}
+
+// resign gives leadership up, retrying while the server cannot be
+// reached: a candidate left in the queue would block the others, and this
+// value's next campaign, until the session ends. Once ctx has ended it
+// tries for resignTimeout more, then leaves the candidate to the
+// session's end.
+func (e *Election) resign(ctx context.Context) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(resignTimeout, cancel) })()
+	for pause := minPause; ; pause = min(2*pause, maxPause) {
+		err := e.Resign(rctx)
+		if err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrNotHeld) || closed(e.b.Done()) {
+			return
+		}
+		select {
+		case <-time.After(pause):
+		case <-rctx.Done():
+			return
+		}
+	}
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

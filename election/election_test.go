@@ -1,0 +1,383 @@
+package election_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/election"
+	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/servicetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(servicetest.Main(m, &endpoints)) }
+
+// campaignInOrder starts the candidates' campaigns one by one, each once
+// the server shows the one before it queued; got[i] receives candidate
+// i's Campaign result.
+func campaignInOrder(t *testing.T, s *servicetest.Service, name string, ids ...string) ([]*election.Election, []chan error) {
+	t.Helper()
+	es := make([]*election.Election, len(ids))
+	got := make([]chan error, len(ids))
+	for i, id := range ids {
+		es[i] = election.New(s.Session(t), name, id)
+		got[i] = make(chan error, 1)
+		go func() { got[i] <- es[i].Campaign(context.Background()) }()
+		locktest.Eventually(t, 10*time.Second, id+" queued", func() bool { return s.Queued(t, name) == i+1 })
+	}
+	return es, got
+}
+
+func leads(t *testing.T, got <-chan error, who string) {
+	t.Helper()
+	select {
+	case err := <-got:
+		require.NoError(t, err, who)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s does not lead", who)
+	}
+}
+
+// Five candidates lead in the order they came, each with a larger term,
+// as Leader reports from the server.
+func TestFIFO(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		observer := election.New(s.Session(t), name, "observer")
+		_, err := observer.Leader(ctx)
+		require.ErrorIs(t, err, turnstile.ErrNoLeader)
+		ids := []string{"a", "b", "c", "d", "e"}
+		es, got := campaignInOrder(t, s, name, ids...)
+		var term int64
+		for i, e := range es {
+			leads(t, got[i], ids[i])
+			leader, err := observer.Leader(ctx)
+			require.NoError(t, err)
+			require.Equal(t, ids[i], leader)
+			require.Greater(t, e.Token(), term, "terms increase")
+			term = e.Token()
+			require.NoError(t, e.Resign(ctx))
+			require.ErrorIs(t, e.Resign(ctx), turnstile.ErrNotHeld)
+		}
+		_, err = observer.Leader(ctx)
+		require.ErrorIs(t, err, turnstile.ErrNoLeader)
+		require.Zero(t, s.Queued(t, name))
+	})
+}
+
+// terms records the work of leaders: never two at once, each term larger
+// than the one before.
+type terms struct {
+	mu     sync.Mutex
+	inside int
+	tokens []int64
+	who    []string
+	errs   []string
+}
+
+func (r *terms) enter(who string, token int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inside++
+	if r.inside != 1 {
+		r.errs = append(r.errs, fmt.Sprintf("%s leads with %d others working", who, r.inside-1))
+	}
+	if n := len(r.tokens); n > 0 && token <= r.tokens[n-1] {
+		r.errs = append(r.errs, fmt.Sprintf("%s's term %d after term %d", who, token, r.tokens[n-1]))
+	}
+	r.tokens = append(r.tokens, token)
+	r.who = append(r.who, who)
+}
+
+func (r *terms) exit() {
+	r.mu.Lock()
+	r.inside--
+	r.mu.Unlock()
+}
+
+func (r *terms) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tokens)
+}
+
+func (r *terms) check(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.errs {
+		t.Error(e)
+	}
+}
+
+// runAll runs n workers through Run until want terms have been worked,
+// with fault, if any, once after the second term; every Run returns
+// ctx's error and leaves no candidate behind.
+func runAll(t *testing.T, s *servicetest.Service, n, want int, fault func()) *terms {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	name := locktest.Name()
+	var rec terms
+	var faultOnce sync.Once
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		sess := s.Session(t)
+		id := fmt.Sprintf("worker-%d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- election.Run(ctx, sess, name, id, func(wctx context.Context, token int64) error {
+				rec.enter(id, token)
+				defer rec.exit()
+				c := rec.count()
+				if c == 2 && fault != nil {
+					faultOnce.Do(func() { go fault() })
+				}
+				if c >= want {
+					cancel()
+				}
+				select {
+				case <-time.After(5 * time.Millisecond):
+				case <-wctx.Done():
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	rec.check(t)
+	require.GreaterOrEqual(t, rec.count(), want)
+	locktest.Eventually(t, 10*time.Second, "no candidate left", func() bool { return s.Queued(t, name) == 0 })
+	return &rec
+}
+
+// Five workers under Run: one works at a time, with increasing terms,
+// and the work passes around in the order the workers queued.
+func TestRun(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		rec := runAll(t, s, 5, 20, nil)
+		// Each worker requeues behind the others: once all five have
+		// worked in a row, leadership rotates in that order.
+		k := 0
+		for ; k+5 <= len(rec.who); k++ {
+			if distinct(rec.who[k : k+5]) {
+				break
+			}
+		}
+		require.Less(t, k+5, len(rec.who), "five workers never worked in a row: %q", rec.who)
+		for i := k + 5; i < len(rec.who); i++ {
+			require.Equal(t, rec.who[i-5], rec.who[i], "term %d of %q", i, rec.who)
+		}
+	})
+}
+
+func distinct(ids []string) bool {
+	seen := map[string]bool{}
+	for _, id := range ids {
+		seen[id] = true
+	}
+	return len(seen) == len(ids)
+}
+
+// Killing the servers' leader while workers hand leadership around never
+// gives two workers at once.
+func TestLeaderKilled(t *testing.T) {
+	servicetest.EachCluster(t, 3, func(t *testing.T, s *servicetest.Service) {
+		runAll(t, s, 5, 20, s.KillLeader(t))
+	})
+}
+
+// An observer that is no candidate sees every leader in order, and no
+// leader before and after.
+func TestObserve(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx, cancel := context.WithCancel(context.Background())
+		name := locktest.Name()
+		ch := election.New(s.Session(t), name, "observer").Observe(ctx)
+		next := func(want string) {
+			t.Helper()
+			select {
+			case id := <-ch:
+				require.Equal(t, want, id)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no leader change observed, want %q", want)
+			}
+		}
+		next("")
+		es, got := campaignInOrder(t, s, name, "a", "b", "c")
+		for i, id := range []string{"a", "b", "c"} {
+			leads(t, got[i], id)
+			next(id)
+			require.NoError(t, es[i].Resign(ctx))
+		}
+		next("")
+		cancel()
+		for range ch { // closes
+		}
+	})
+}
+
+// A reader that does not read holds nothing up; when it reads, it gets
+// the latest leader, never the same one twice in a row.
+func TestObserveSlowReader(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		name := locktest.Name()
+		ch := election.New(s.Session(t), name, "observer").Observe(ctx)
+		es, got := campaignInOrder(t, s, name, "a", "b", "c")
+		for i := range 2 {
+			leads(t, got[i], "")
+			require.NoError(t, es[i].Resign(ctx))
+		}
+		leads(t, got[2], "c")
+		var seen []string
+		for id := range ch {
+			if len(seen) > 0 && seen[len(seen)-1] == id {
+				t.Fatalf("%q twice in a row: %q", id, seen)
+			}
+			seen = append(seen, id)
+			if id == "c" {
+				break
+			}
+		}
+		require.Subset(t, []string{"", "a", "b", "c"}, seen)
+		t.Logf("a slow reader saw %q", seen)
+		require.NoError(t, es[2].Resign(ctx))
+	})
+}
+
+// A leader cut off from its server has its work cancelled within its
+// session's lifetime and a second; the next candidate then works, with a
+// larger term, and never alongside it.
+func TestPartition(t *testing.T) {
+	const lifetime = 2 * time.Second
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		name := locktest.Name()
+		var rec terms
+		started := make(chan int64, 2)
+		stopped := make(chan time.Time, 2)
+		work := func(id string) func(context.Context, int64) error {
+			return func(wctx context.Context, token int64) error {
+				rec.enter(id, token)
+				started <- token
+				<-wctx.Done()
+				rec.exit()
+				stopped <- time.Now()
+				return nil
+			}
+		}
+		cut, p := s.Through(t, lifetime)
+		results := make(chan error, 2)
+		go func() { results <- election.Run(ctx, cut, name, "cut", work("cut")) }()
+		first := <-started
+		next := s.Session(t)
+		go func() { results <- election.Run(ctx, next, name, "next", work("next")) }()
+		locktest.Eventually(t, 10*time.Second, "second candidate queued", func() bool { return s.Queued(t, name) == 2 })
+
+		p.Cut()
+		at := time.Now()
+		select {
+		case when := <-stopped:
+			require.Less(t, when.Sub(at), lifetime+time.Second, "work cancelled late")
+		case <-time.After(lifetime + 5*time.Second):
+			t.Fatal("the cut leader's work still runs")
+		}
+		select {
+		case second := <-started:
+			require.Greater(t, second, first)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no new leader")
+		}
+		require.ErrorIs(t, <-results, turnstile.ErrLost, "the cut worker's Run ends with its session")
+		cancel()
+		require.ErrorIs(t, <-results, context.Canceled)
+		rec.check(t)
+	})
+}
+
+// A campaign cancelled while waiting leaves nothing behind.
+func TestCancelCampaign(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		leader := election.New(s.Session(t), name, "leader")
+		require.NoError(t, leader.Campaign(ctx))
+		cctx, cancel := context.WithCancel(ctx)
+		got := make(chan error, 1)
+		go func() { got <- election.New(s.Session(t), name, "waiter").Campaign(cctx) }()
+		locktest.Eventually(t, 10*time.Second, "waiter queued", func() bool { return s.Queued(t, name) == 2 })
+		cancel()
+		require.ErrorIs(t, <-got, context.Canceled)
+		locktest.Eventually(t, 10*time.Second, "waiter gone", func() bool { return s.Queued(t, name) == 1 })
+		require.NoError(t, leader.Resign(ctx))
+	})
+}
+
+// Work that fails ends Run with its error, and work that panics resigns
+// on its way up: neither leaves a candidate behind.
+func TestRunEnds(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		failed := errors.New("work failed")
+		err := election.Run(ctx, s.Session(t), name, "a", func(context.Context, int64) error { return failed })
+		require.ErrorIs(t, err, failed)
+		require.Zero(t, s.Queued(t, name))
+
+		require.PanicsWithValue(t, "boom", func() {
+			_ = election.Run(ctx, s.Session(t), name, "b", func(context.Context, int64) error { panic("boom") })
+		})
+		require.Zero(t, s.Queued(t, name))
+	})
+}
+
+// Bad input fails every call with a matchable error, and the server is
+// untouched.
+func TestBadInput(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		sess := s.Session(t)
+		var nilSession turnstile.Backend
+		cases := []struct {
+			s        turnstile.Backend
+			name, id string
+			want     error
+		}{
+			{nilSession, "/elections/a", "a", turnstile.ErrNilSession},
+			{sess, "elections", "a", turnstile.ErrInvalidName},
+			{sess, "/elections/", "a", turnstile.ErrInvalidName},
+			{sess, "/elections/a", "", turnstile.ErrInvalidID},
+			{sess, "/elections/a", "a\nb", turnstile.ErrInvalidID},
+		}
+		before := s.Writes(t)
+		for _, c := range cases {
+			e := election.New(c.s, c.name, c.id)
+			require.ErrorIs(t, e.Campaign(ctx), c.want)
+			require.ErrorIs(t, e.Resign(ctx), c.want)
+			_, err := e.Leader(ctx)
+			require.ErrorIs(t, err, c.want)
+			_, open := <-e.Observe(ctx)
+			require.False(t, open, "Observe's channel is closed at once")
+			require.Zero(t, e.Token())
+			require.Nil(t, e.Lost())
+			require.ErrorIs(t, election.Run(ctx, c.s, c.name, c.id, func(context.Context, int64) error { return nil }), c.want)
+		}
+		require.Equal(t, before, s.Writes(t), "the server changed")
+	})
+}

@@ -16,6 +16,8 @@
 //   - zklock: a session on ZooKeeper and its Mutex.
 //   - etcdlock: a session on etcd and its Mutex.
 //   - rwlock: a read-write lock over either session.
+//   - election: leader election and leader-elected workers over either
+//     session.
 //
 // This package has the errors every recipe returns (match them with
 // errors.Is), ValidateName, and Backend, the interface a session

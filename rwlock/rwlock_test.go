@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"testing"
@@ -554,6 +555,7 @@ func TestWaiterCut(t *testing.T) {
 				case err := <-got:
 					require.ErrorIs(t, err, turnstile.ErrLost)
 				case <-time.After(cutLifetime + 3*time.Second):
+					pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 					t.Fatalf("still waiting %v after the cut", cutLifetime+3*time.Second)
 				}
 				locktest.Eventually(t, 10*time.Second, "the cut waiter's contender gone", func() bool { return s.Queued(t, name) == 1 })

@@ -118,7 +118,7 @@ func TestReadersShare(t *testing.T) {
 	})
 }
 
-// rw tracks who is inside the critical section: writers alone, readers
+// occupancy tracks who is inside the critical section: writers alone, readers
 // with no writer, and every grant's token after those it must follow.
 type occupancy struct {
 	mu         sync.Mutex

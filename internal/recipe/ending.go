@@ -23,9 +23,10 @@ func NewEnding() *Ending { return &Ending{done: make(chan struct{})} }
 func (e *Ending) End(cause error) bool {
 	ended := false
 	e.once.Do(func() {
+		// Under mu, so that a Go refused for the end finds its cause.
 		e.mu.Lock()
+		defer e.mu.Unlock()
 		e.ended = true
-		e.mu.Unlock()
 		e.cause = cause
 		close(e.done)
 		ended = true

@@ -84,6 +84,9 @@ func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, value []byte, t
 	if l.err != nil {
 		return l.err
 	}
+	if err := ctx.Err(); err != nil {
+		return err // before anything reaches the server
+	}
 	if try {
 		if !l.gate.tryEnter() {
 			return fmt.Errorf("%w: %s (held through this value)", turnstile.ErrLocked, l.name)

@@ -153,6 +153,7 @@ func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, boo
 	if err != nil {
 		return nil, false, fmt.Errorf("etcdlock: read %s: %w", c.Key, s.errOr(ctx, err))
 	}
+	s.saw(g.Header.Revision)
 	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
 		return nil, false, nil
 	}
@@ -168,6 +169,7 @@ func (s *Session) AwaitJoin(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
 		}
+		s.saw(g.Header.Revision)
 		for _, kv := range g.Kvs {
 			if _, ok := parse(kv, prefix); ok {
 				return nil
@@ -238,6 +240,7 @@ func (s *Session) awaitDelete(ctx context.Context, own <-chan struct{}, c turnst
 				if err != nil {
 					return false, s.errOr(ctx, err)
 				}
+				s.saw(g.Header.Revision)
 				if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
 					return true, nil
 				}

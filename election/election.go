@@ -196,7 +196,7 @@ func (l *latest) deliver(ctx context.Context, out chan<- string) {
 func (e *Election) follow(ctx context.Context, report func(string)) {
 	for pause := minPause; ; {
 		err := e.followOnce(ctx, report)
-		if ctx.Err() != nil || closed(e.b.Done()) {
+		if ctx.Err() != nil || recipe.Closed(e.b.Done()) {
 			return
 		}
 		if err == nil {
@@ -265,7 +265,7 @@ func Run(ctx context.Context, s turnstile.Backend, name, id string, work func(ct
 				e.resign(ctx)
 			}
 			return ctx.Err()
-		case err != nil && closed(s.Done()):
+		case err != nil && recipe.Closed(s.Done()):
 			return err
 		case err != nil:
 			select {
@@ -300,7 +300,7 @@ func (e *Election) lead(ctx context.Context, work func(context.Context, int64) e
 	defer e.resign(ctx)
 	defer cancel()
 	err := work(wctx, e.Token())
-	if ctx.Err() != nil || closed(lost) {
+	if ctx.Err() != nil || recipe.Closed(lost) {
 		return nil
 	}
 	return err
@@ -317,7 +317,7 @@ func (e *Election) resign(ctx context.Context) {
 	defer context.AfterFunc(ctx, func() { time.AfterFunc(resignTimeout, cancel) })()
 	for pause := minPause; ; pause = min(2*pause, maxPause) {
 		err := e.Resign(rctx)
-		if err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrNotHeld) || closed(e.b.Done()) {
+		if err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrNotHeld) || recipe.Closed(e.b.Done()) {
 			return
 		}
 		select {
@@ -325,14 +325,5 @@ func (e *Election) resign(ctx context.Context) {
 		case <-rctx.Done():
 			return
 		}
-	}
-}
-
-func closed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }

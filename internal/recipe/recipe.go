@@ -257,7 +257,7 @@ func (l *Lock) Holds(kind turnstile.Kind) bool {
 // gone reports whether h is lost, whether or not its loss channel has
 // closed yet: a session that has ended holds nothing.
 func (l *Lock) gone(h *Hold) bool {
-	return closed(h.Lost) || closed(l.b.Done())
+	return Closed(h.Lost) || Closed(l.b.Done())
 }
 
 // Lost returns the current hold's loss channel, or nil when nothing is
@@ -269,7 +269,8 @@ func (l *Lock) Lost() <-chan struct{} {
 	return nil
 }
 
-func closed(c <-chan struct{}) bool {
+// Closed reports whether c is closed, without waiting.
+func Closed(c <-chan struct{}) bool {
 	select {
 	case <-c:
 		return true

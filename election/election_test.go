@@ -19,31 +19,20 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(servicetest.Main(m, &endpoints)) }
 
-// campaignInOrder starts the candidates' campaigns one by one, each once
-// the server shows the one before it queued; got[i] receives candidate
-// i's Campaign result.
+// campaignInOrder starts the candidates' campaigns in the order given;
+// got[i] receives candidate i's Campaign result.
 func campaignInOrder(t *testing.T, s *servicetest.Service, name string, ids ...string) ([]*election.Election, []chan error) {
 	t.Helper()
 	es := make([]*election.Election, len(ids))
-	got := make([]chan error, len(ids))
 	for i, id := range ids {
 		es[i] = election.New(s.Session(t), name, id)
-		got[i] = make(chan error, 1)
-		go func() { got[i] <- es[i].Campaign(context.Background()) }()
-		locktest.Eventually(t, 10*time.Second, id+" queued", func() bool { return s.Queued(t, name) == i+1 })
 	}
+	got := s.InOrder(t, name, len(ids), func(i int) error { return es[i].Campaign(context.Background()) })
 	return es, got
 }
 
-func leads(t *testing.T, got <-chan error, who string) {
-	t.Helper()
-	select {
-	case err := <-got:
-		require.NoError(t, err, who)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s does not lead", who)
-	}
-}
+// leads waits for a campaign to succeed.
+var leads = servicetest.Succeeds
 
 // Five candidates lead in the order they came, each with a larger term,
 // as Leader reports from the server.

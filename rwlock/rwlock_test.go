@@ -44,30 +44,16 @@ func release(ctx context.Context, rw *rwlock.RWMutex, k turnstile.Kind) error {
 // the order given. got[i] receives contender i's acquisition result.
 func enqueue(t *testing.T, s *servicetest.Service, name string, kinds ...turnstile.Kind) ([]*rwlock.RWMutex, []chan error) {
 	t.Helper()
-	before := s.Queued(t, name)
 	rws := make([]*rwlock.RWMutex, len(kinds))
-	got := make([]chan error, len(kinds))
-	for i, k := range kinds {
+	for i := range rws {
 		rws[i] = rwlock.New(s.Session(t), name)
-		got[i] = make(chan error, 1)
-		go func() { got[i] <- acquire(context.Background(), rws[i], k) }()
-		locktest.Eventually(t, 10*time.Second, fmt.Sprintf("contender %d queued", i), func() bool {
-			return s.Queued(t, name) == before+i+1
-		})
 	}
+	got := s.InOrder(t, name, len(kinds), func(i int) error { return acquire(context.Background(), rws[i], kinds[i]) })
 	return rws, got
 }
 
 // granted waits for the acquisition to succeed.
-func granted(t *testing.T, got <-chan error, who string) {
-	t.Helper()
-	select {
-	case err := <-got:
-		require.NoError(t, err, who)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s not granted", who)
-	}
-}
+var granted = servicetest.Succeeds
 
 // waiting checks that the acquisition has not returned.
 func waiting(t *testing.T, got chan error, who string) {

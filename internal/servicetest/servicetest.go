@@ -147,6 +147,37 @@ func (s *Service) Layout(tb testing.TB, name string) map[string][]string {
 	return v
 }
 
+// InOrder runs join(i) for i from 0 to n-1, each in a goroutine of its
+// own and once the server shows the one before it queued under name, so
+// that the queue is in that order; got[i] receives join(i)'s result.
+func (s *Service) InOrder(tb testing.TB, name string, n int, join func(i int) error) (got []chan error) {
+	tb.Helper()
+	before := s.Queued(tb, name)
+	got = make([]chan error, n)
+	for i := range n {
+		got[i] = make(chan error, 1)
+		go func() { got[i] <- join(i) }()
+		locktest.Eventually(tb, 10*time.Second, fmt.Sprintf("contender %d queued", i), func() bool {
+			return s.Queued(tb, name) == before+i+1
+		})
+	}
+	return got
+}
+
+// Succeeds waits for a result from got, and fails the test unless it is
+// nil.
+func Succeeds(tb testing.TB, got <-chan error, who string) {
+	tb.Helper()
+	select {
+	case err := <-got:
+		if err != nil {
+			tb.Fatalf("%s: %v", who, err)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("%s: no result after 10s", who)
+	}
+}
+
 func must(tb testing.TB, err error) {
 	tb.Helper()
 	if err != nil {

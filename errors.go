@@ -34,6 +34,10 @@ var (
 	// election candidate id that ValidateID rejects.
 	ErrInvalidID = errors.New("turnstile: invalid candidate id")
 
+	// ErrInvalidSequencer is returned for a Sequencer that does not
+	// Validate, or text that ParseSequencer cannot read.
+	ErrInvalidSequencer = errors.New("turnstile: invalid sequencer")
+
 	// ErrNilSession is returned, before any server call, by a recipe
 	// built on a nil session.
 	ErrNilSession = errors.New("turnstile: nil session")

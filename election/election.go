@@ -81,6 +81,12 @@ func (e *Election) Resign(ctx context.Context) error {
 // leader of the election. It returns 0 when it does not lead.
 func (e *Election) Token() int64 { return e.l.Token() }
 
+// Sequencer returns the sequencer of this participant's leadership, an
+// exclusive hold of the election's name, for a resource to check with a
+// turnstile.Fence or at the server; the zero Sequencer when it does not
+// lead.
+func (e *Election) Sequencer() turnstile.Sequencer { return e.l.Sequencer() }
+
 // Lost returns a channel closed when this participant's leadership ends
 // other than by Resign: its node or key deleted by someone else, or its
 // session ended. It returns nil, a channel that never closes, when it

@@ -370,3 +370,25 @@ func TestBadInput(t *testing.T) {
 		require.Equal(t, before, s.Writes(t), "the server changed")
 	})
 }
+
+// A leader's sequencer is an exclusive hold of the election's name with
+// its term as token; the server calls it current while it leads and over
+// once it resigns.
+func TestSequencer(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		e := election.New(s.Session(t), name, "a")
+		require.Zero(t, e.Sequencer())
+		require.NoError(t, e.Campaign(ctx))
+		seq := e.Sequencer()
+		require.Equal(t, turnstile.Sequencer{Name: name, Mode: turnstile.Exclusive, Token: e.Token(), Key: seq.Key}, seq)
+		check := s.Session(t).(interface {
+			Check(context.Context, turnstile.Sequencer) error
+		})
+		require.NoError(t, check.Check(ctx, seq))
+		require.NoError(t, e.Resign(ctx))
+		require.Zero(t, e.Sequencer())
+		require.ErrorIs(t, check.Check(ctx, seq), turnstile.ErrStaleToken)
+	})
+}

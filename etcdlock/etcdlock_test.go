@@ -352,3 +352,45 @@ func TestLostAfterCompaction(t *testing.T) {
 	}
 	require.NoError(t, s.Close()) // while the proxy still runs
 }
+
+// After a holder's lease is revoked and another takes over, the server
+// says the old sequencer is no longer current and the new one is, and a
+// Txn guarded by the old hold changes nothing.
+func TestFencing(t *testing.T) {
+	ctx := context.Background()
+	e := env(server(t).Endpoints()...)
+	cli := server(t).Client(t)
+	name := locktest.Name()
+	s := session(t, cli)
+	old, cur := locktest.Succession(t, e, name, etcdlock.NewMutex(s, name), func() {
+		_, err := cli.Revoke(ctx, s.Lease())
+		require.NoError(t, err)
+	})
+
+	checker := session(t, cli)
+	require.ErrorIs(t, checker.Check(ctx, old), turnstile.ErrStaleToken)
+	require.NoError(t, checker.Check(ctx, cur))
+	forged := cur
+	forged.Token--
+	require.ErrorIs(t, checker.Check(ctx, forged), turnstile.ErrStaleToken, "the current key with another token")
+
+	// The caller's own data, fenced by the hold in one transaction.
+	data := name + "-data"
+	put := func(seq turnstile.Sequencer, v string) bool {
+		resp, err := cli.Txn(ctx).If(etcdlock.Guard(seq)).Then(clientv3.OpPut(data, v)).Commit()
+		require.NoError(t, err)
+		return resp.Succeeded
+	}
+	require.False(t, put(old, "late"))
+	require.False(t, put(turnstile.Sequencer{}, "no hold"))
+	require.True(t, put(cur, "current"))
+	g, err := cli.Get(ctx, data)
+	require.NoError(t, err)
+	require.Equal(t, "current", string(g.Kvs[0].Value))
+	require.EqualValues(t, 1, g.Kvs[0].Version, "writes to the data")
+
+	// Bad input is refused before any request.
+	before := e.Writes(t)
+	require.ErrorIs(t, checker.Check(ctx, turnstile.Sequencer{}), turnstile.ErrInvalidSequencer)
+	require.Equal(t, before, e.Writes(t))
+}

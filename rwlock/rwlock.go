@@ -119,6 +119,14 @@ func (rw *RWMutex) Token() int64 {
 	return rw.l.Token()
 }
 
+// Sequencer returns the current hold's sequencer, whose mode tells a
+// read hold from a write hold, for a resource to check with a
+// turnstile.Fence or at the server; the zero Sequencer when nothing is
+// held or the hold was lost.
+func (rw *RWMutex) Sequencer() turnstile.Sequencer {
+	return rw.l.Sequencer()
+}
+
 // Mode returns turnstile.Exclusive for a write hold, turnstile.Shared
 // for a read hold, and 0 when nothing is held or the hold was lost, so
 // that a resource told of a token can also be told what it permits.

@@ -584,3 +584,46 @@ func TestLostReply(t *testing.T) {
 		}
 	})
 }
+
+// checker is the servers' validity check, which both backends' sessions
+// have.
+type checker interface {
+	Check(context.Context, turnstile.Sequencer) error
+}
+
+// Readers hold together with sequencers of their own, shared; a writer
+// behind them holds exclusively once they leave. A Fence admits both
+// readers in any order, then the writer, and turns a late reader away;
+// the server calls the readers' holds over and the writer's current.
+func TestSequencers(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		rws, got := enqueue(t, s, name, read, read, write)
+		granted(t, got[0], "R1")
+		granted(t, got[1], "R2")
+		r1, r2 := rws[0].Sequencer(), rws[1].Sequencer()
+		require.Equal(t, turnstile.Shared, r1.Mode)
+		require.Equal(t, turnstile.Shared, r2.Mode)
+		require.Equal(t, rws[0].Token(), r1.Token)
+		require.Less(t, r1.Token, r2.Token)
+
+		var f turnstile.Fence
+		require.NoError(t, f.Admit(r2))
+		require.NoError(t, f.Admit(r1), "readers hold together")
+		check := s.Session(t).(checker)
+		require.NoError(t, check.Check(ctx, r1))
+
+		require.NoError(t, rws[0].RUnlock(ctx))
+		require.NoError(t, rws[1].RUnlock(ctx))
+		granted(t, got[2], "W")
+		w := rws[2].Sequencer()
+		require.Equal(t, turnstile.Exclusive, w.Mode)
+		require.Zero(t, rws[0].Sequencer(), "a released hold's sequencer")
+		require.ErrorIs(t, check.Check(ctx, r1), turnstile.ErrStaleToken)
+		require.NoError(t, check.Check(ctx, w))
+		require.NoError(t, f.Admit(w))
+		require.ErrorIs(t, f.Admit(r2), turnstile.ErrStaleToken, "a reader after the writer")
+		require.NoError(t, rws[2].Unlock(ctx))
+	})
+}

@@ -76,6 +76,14 @@ func (m *Mutex) Token() int64 {
 	return m.l.Token()
 }
 
+// Sequencer returns the current hold's sequencer: name, mode and token,
+// for a remote resource to check with a turnstile.Fence, or with
+// Session.Check or Guard (in a Multi) at the server. It returns the zero
+// Sequencer when nothing is held or the hold was lost.
+func (m *Mutex) Sequencer() turnstile.Sequencer {
+	return m.l.Sequencer()
+}
+
 // Lost returns a channel closed when the current hold ends other than by
 // Unlock: its node deleted by someone else, its session expired, or its
 // client cut off from the ensemble for longer than the session timeout.

@@ -328,6 +328,11 @@ func (s *Session) Err() error { return s.ending.Err() }
 // ID returns the ZooKeeper session id.
 func (s *Session) ID() int64 { return s.id }
 
+// Conn returns the session's connection, for the caller's own requests
+// on the same session, such as a Multi fenced by Guard. Closing it ends
+// the session.
+func (s *Session) Conn() *zk.Conn { return s.conn }
+
 // Close ends the session: the server deletes its nodes at once, so every
 // hold and queued contender made through it ends too. Close is
 // idempotent.

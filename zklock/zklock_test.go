@@ -490,3 +490,45 @@ func TestUnlockGivenUp(t *testing.T) {
 	require.NoError(t, m.Unlock(ctx))
 	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrNotHeld)
 }
+
+// After a holder's session expires and another takes over, the server
+// says the old sequencer is no longer current and the new one is, and a
+// Multi guarded by the old hold changes nothing.
+func TestFencing(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	e := env(c)
+	name := locktest.Name()
+	s := connect(t, c, zklock.WithDialer(c.Dialer()))
+	old, cur := locktest.Succession(t, e, name, zklock.NewMutex(s, name), func() {
+		require.NoError(t, c.Expire(ctx, s.ID()))
+	})
+
+	checker := connect(t, c)
+	require.ErrorIs(t, checker.Check(ctx, old), turnstile.ErrStaleToken)
+	require.NoError(t, checker.Check(ctx, cur))
+	forged := cur
+	forged.Token--
+	require.ErrorIs(t, checker.Check(ctx, forged), turnstile.ErrStaleToken, "the current node with another token")
+
+	// The caller's own data, fenced by the hold in one transaction.
+	conn := checker.Conn()
+	data := name + "-data"
+	_, err := conn.Create(data, []byte("0"), 0, zk.WorldACL(zk.PermAll))
+	require.NoError(t, err)
+	set := func(v string) *zk.SetDataRequest { return &zk.SetDataRequest{Path: data, Data: []byte(v), Version: -1} }
+	_, err = conn.Multi(zklock.Guard(old), set("late"))
+	require.ErrorIs(t, err, zk.ErrNoNode)
+	_, err = conn.Multi(zklock.Guard(turnstile.Sequencer{}), set("no hold"))
+	require.ErrorIs(t, err, zk.ErrBadArguments)
+	_, err = conn.Multi(zklock.Guard(cur), set("current"))
+	require.NoError(t, err)
+	got, _, err := conn.Get(data)
+	require.NoError(t, err)
+	require.Equal(t, "current", string(got))
+
+	// Bad input is refused before any request.
+	before := e.Writes(t)
+	require.ErrorIs(t, checker.Check(ctx, turnstile.Sequencer{}), turnstile.ErrInvalidSequencer)
+	require.Equal(t, before, e.Writes(t))
+}

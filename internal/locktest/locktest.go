@@ -26,6 +26,7 @@ type Locker interface {
 	Unlock(ctx context.Context) error
 	Token() int64
 	Lost() <-chan struct{}
+	Sequencer() turnstile.Sequencer
 }
 
 // Env is how the tests reach one backend's servers.
@@ -285,6 +286,45 @@ func BadNames(t *testing.T, env Env) {
 	if after := env.Writes(t); after != before {
 		t.Errorf("the server changed (%d to %d) on invalid names", before, after)
 	}
+}
+
+// Succession has a take name, queues a contender behind it, ends a's
+// hold with lose (which ends a's session), and waits for the contender to
+// take over. It returns a's sequencer from while it held, and the new
+// holder's, after checking what a user relies on: the new token is
+// larger, both are exclusive holds of name, and a lost hold gives the
+// zero Sequencer.
+func Succession(t *testing.T, env Env, name string, a Locker, lose func()) (old, cur turnstile.Sequencer) {
+	t.Helper()
+	ctx := context.Background()
+	if err := a.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old, tokenA := a.Sequencer(), a.Token()
+	b := env.NewMutex(t, name)
+	got := make(chan error, 1)
+	go func() { got <- b.Lock(ctx) }()
+	Eventually(t, 10*time.Second, "contender queued", func() bool { return env.Queued(t, name) == 2 })
+	lose()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	<-a.Lost()
+	cur = b.Sequencer()
+	t.Logf("lost hold %s, new hold %s", old, cur)
+	if old.Validate() != nil || cur.Validate() != nil {
+		t.Fatalf("invalid sequencers: %+v, %+v", old, cur)
+	}
+	if old.Name != name || cur.Name != name || old.Mode != turnstile.Exclusive || cur.Mode != turnstile.Exclusive {
+		t.Errorf("sequencers %s and %s, want exclusive holds of %s", old, cur, name)
+	}
+	if old.Token != tokenA || cur.Token != b.Token() || cur.Token <= old.Token {
+		t.Errorf("sequencers' tokens %d and %d, Token() %d and %d: want equal, and increasing", old.Token, cur.Token, tokenA, b.Token())
+	}
+	if s := a.Sequencer(); s != (turnstile.Sequencer{}) {
+		t.Errorf("a lost hold's Sequencer() = %+v, want the zero Sequencer", s)
+	}
+	return old, cur
 }
 
 // Partition checks a holder cut off from its server: Lost closes within

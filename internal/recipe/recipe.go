@@ -237,6 +237,21 @@ func (l *Lock) Token() int64 {
 	return h.Self.Token
 }
 
+// Sequencer returns the current hold's sequencer, or the zero Sequencer
+// when nothing is held or the hold was lost. Leadership is an exclusive
+// hold of its name.
+func (l *Lock) Sequencer() turnstile.Sequencer {
+	h := l.current()
+	if h == nil || l.gone(h) {
+		return turnstile.Sequencer{}
+	}
+	mode := h.Self.Kind
+	if mode == turnstile.Candidate {
+		mode = turnstile.Exclusive
+	}
+	return turnstile.Sequencer{Name: l.name, Mode: mode, Token: h.Self.Token, Key: h.Self.Key}
+}
+
 // Mode returns the current hold's kind, or 0 when nothing is held or the
 // hold was lost.
 func (l *Lock) Mode() turnstile.Kind {

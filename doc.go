@@ -19,7 +19,10 @@
 //   - election: leader election and leader-elected workers over either
 //     session.
 //
-// This package has the errors every recipe returns (match them with
-// errors.Is), ValidateName, and Backend, the interface a session
-// implements so that the recipes run on it.
+// This package has what a protected resource uses: Sequencer, a hold's
+// name, mode and token in a form that travels in a header, and Fence, the
+// guard that refuses a former holder's late operation. It also has the
+// errors every recipe returns (match them with errors.Is), ValidateName,
+// and Backend, the interface a session implements so that the recipes run
+// on it.
 package turnstile

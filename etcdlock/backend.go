@@ -45,6 +45,8 @@ type contender struct {
 // new, so that a retry after a lost reply finds the first put instead of
 // making a second key.
 func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	prefix := name + "/"
 	key := prefix + queue.Node(kind, queue.NewID())
 	keys := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly()}
@@ -125,6 +127,8 @@ func parse(kv *mvccpb.KeyValue, prefix string) (turnstile.Contender, bool) {
 // changes can only remove contenders ahead of it or add ones behind. A
 // view older than that is read again, linearizably.
 func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -135,7 +139,7 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 		resp, err = s.cli.Get(ctx, name+"/", opts...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("etcdlock: read queue %s: %w", name, err)
+		return nil, fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
 	}
 	s.saw(resp.Header.Revision)
 	q := make([]turnstile.Contender, 0, len(resp.Kvs))
@@ -149,6 +153,8 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 
 // Value reads c's key: one round trip.
 func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	g, err := s.cli.Get(ctx, c.Key)
 	if err != nil {
 		return nil, false, fmt.Errorf("etcdlock: read %s: %w", c.Key, s.errOr(ctx, err))
@@ -163,6 +169,8 @@ func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, boo
 // AwaitJoin reads name's keys, and if none is a contender watches the
 // prefix from the revision after that read for the next put.
 func (s *Session) AwaitJoin(ctx context.Context, name string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	prefix := name + "/"
 	for {
 		g, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
@@ -203,6 +211,8 @@ func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error 
 // watchers, which are caught up only every 100 ms, and that delay would
 // fall on every hand-off.
 func (s *Session) AwaitExit(ctx context.Context, self, c turnstile.Contender) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	own := s.own(self.Key)
 	for {
 		left, err := s.awaitDelete(ctx, own, c)
@@ -348,6 +358,8 @@ func (s *Session) own(key string) <-chan struct{} {
 // queue read has just shown self admitted, it first reads self's key:
 // the watch may lag behind the event that admitted self.
 func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked bool) (<-chan struct{}, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -368,6 +380,8 @@ func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked
 // outcome is unknown (a lost reply, or a caller that stopped waiting)
 // counts as deleted, since that attempt may have deleted it.
 func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := s.Err(); err != nil {
 		return err
 	}

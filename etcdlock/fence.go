@@ -21,6 +21,8 @@ func (s *Session) Check(ctx context.Context, seq turnstile.Sequencer) error {
 	if err := seq.Validate(); err != nil {
 		return err
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	g, err := s.cli.Get(ctx, seq.Key)
 	if err != nil {
 		return fmt.Errorf("etcdlock: check %s: %w", seq.Key, s.errOr(ctx, err))

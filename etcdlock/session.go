@@ -199,6 +199,15 @@ func (s *Session) Close() error {
 	return nil
 }
 
+// bound returns ctx, also cancelled when the session ends: a call on a
+// connection that went silent would otherwise outlive the session, and a
+// waiter would not hear that it lost its place.
+func (s *Session) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
 // saw records a revision the session has observed, so that later
 // serializable reads are never older than what it already knows.
 func (s *Session) saw(rev int64) {

@@ -46,8 +46,10 @@ type fenced struct {
 
 // Admit admits seq's token if it is not older than the Fence allows, and
 // records it; it returns an error matching ErrStaleToken otherwise, and
-// one matching ErrInvalidSequencer for a seq that does not Validate, such
-// as the zero Sequencer of a hold that was lost. See Fence for why Do is
+// one matching ErrInvalidSequencer for a seq without a valid name, mode
+// and token, such as the zero Sequencer of a hold that was lost. The
+// Fence does not use seq.Key, so a sequencer made of a name and a token
+// alone, such as an election term, will do. See Fence for why Do is
 // usually what a resource needs.
 func (f *Fence) Admit(seq Sequencer) error {
 	return f.Do(seq, nil)
@@ -59,8 +61,8 @@ func (f *Fence) Admit(seq Sequencer) error {
 // different names do not wait for each other. The token stays admitted
 // even if op fails.
 func (f *Fence) Do(seq Sequencer, op func() error) error {
-	if err := seq.Validate(); err != nil {
-		return err
+	if err := seq.checkHold(); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalidSequencer, err)
 	}
 	n := f.name(seq.Name)
 	n.mu.Lock()

@@ -39,7 +39,9 @@ func TestFenceAdmit(t *testing.T) {
 		{seq("/a", s, 46), nil},
 		{turnstile.Sequencer{}, turnstile.ErrInvalidSequencer}, // a lost hold's
 		{turnstile.Sequencer{Name: "/a", Mode: turnstile.Candidate, Token: 99, Key: "/a/lead-0000000000000063"}, turnstile.ErrInvalidSequencer},
-		{seq("/a", x, 45), turnstile.ErrStaleToken}, // reader 46 came after writer 45
+		{seq("/a", x, 45), turnstile.ErrStaleToken},               // reader 46 came after writer 45
+		{turnstile.Sequencer{Name: "/c", Mode: x, Token: 3}, nil}, // a term alone, without a key
+		{turnstile.Sequencer{Name: "c", Mode: x, Token: 3}, turnstile.ErrInvalidSequencer},
 	} {
 		ran := false
 		err := f.Do(c.seq, func() error { ran = true; return nil })

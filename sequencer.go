@@ -39,16 +39,7 @@ func (s Sequencer) Validate() error {
 }
 
 func (s Sequencer) check() error {
-	if s == (Sequencer{}) {
-		return errors.New("no hold")
-	}
-	if s.Mode != Exclusive && s.Mode != Shared {
-		return fmt.Errorf("mode %s, not exclusive or shared", s.Mode)
-	}
-	if s.Token <= 0 {
-		return fmt.Errorf("token %d, not positive", s.Token)
-	}
-	if err := ValidateName(s.Name); err != nil {
+	if err := s.checkHold(); err != nil {
 		return err
 	}
 	node, ok := strings.CutPrefix(s.Key, s.Name+"/")
@@ -59,6 +50,20 @@ func (s Sequencer) check() error {
 		return fmt.Errorf("key %q does not name a contender", s.Key)
 	}
 	return nil
+}
+
+// checkHold checks what a Fence needs: name, mode and token.
+func (s Sequencer) checkHold() error {
+	if s == (Sequencer{}) {
+		return errors.New("no hold")
+	}
+	if s.Mode != Exclusive && s.Mode != Shared {
+		return fmt.Errorf("mode %s, not exclusive or shared", s.Mode)
+	}
+	if s.Token <= 0 {
+		return fmt.Errorf("token %d, not positive", s.Token)
+	}
+	return ValidateName(s.Name)
 }
 
 // Contenders' last segments, as both backends write them, are short and

@@ -57,6 +57,7 @@ type node interface {
 	Pause() error
 	Resume() error
 	Kill() error
+	Restart(ctx context.Context) error
 }
 
 // inspector reads what the tests check from the servers themselves.
@@ -87,6 +88,60 @@ func (s *Service) Through(tb testing.TB, lifetime time.Duration) (turnstile.Back
 	tb.Cleanup(func() { p.Close() })
 	return s.open(tb, lifetime, []string{p.Addr()}), p
 }
+
+// Link is one client's way to every server, a proxy per server, which a
+// test cuts to partition that client alone: its sessions can neither
+// renew nor fail over.
+type Link struct {
+	s       *Service
+	proxies []*proxy.Proxy
+}
+
+// Linked returns a new link to every server, closed when tb ends.
+func (s *Service) Linked(tb testing.TB) *Link {
+	tb.Helper()
+	l := &Link{s: s}
+	for _, addr := range s.addrs {
+		p, err := proxy.Start(addr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { p.Close() })
+		l.proxies = append(l.proxies, p)
+	}
+	return l
+}
+
+// Open opens a session with the given lifetime through the link, closed
+// when tb ends.
+func (l *Link) Open(tb testing.TB, lifetime time.Duration) turnstile.Backend {
+	tb.Helper()
+	addrs := make([]string, len(l.proxies))
+	for i, p := range l.proxies {
+		addrs[i] = p.Addr()
+	}
+	return l.s.open(tb, lifetime, addrs)
+}
+
+// Cut partitions the client from every server.
+func (l *Link) Cut() {
+	for _, p := range l.proxies {
+		p.Cut()
+	}
+}
+
+// Restore lets the client's traffic through again.
+func (l *Link) Restore() {
+	for _, p := range l.proxies {
+		p.Restore()
+	}
+}
+
+// Servers returns how many servers there are.
+func (s *Service) Servers() int { return len(s.addrs) }
+
+// Leader returns the index of the servers' leader.
+func (s *Service) Leader(ctx context.Context) (int, error) { return s.leader(ctx) }
 
 // Node returns the i-th server as a process the test can pause, resume
 // and kill; it fails the test if the servers are embedded.

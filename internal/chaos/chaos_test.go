@@ -1,0 +1,94 @@
+package chaos_test
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/chaos"
+	"github.com/turnstile-go/turnstile/internal/servicetest"
+)
+
+var duration = flag.Duration("chaos.duration", 20*time.Second, "how long the nemesis injects faults in TestChaos")
+
+func TestMain(m *testing.M) { os.Exit(servicetest.Main(m, nil)) }
+
+// report logs each recipe's summary and fails the test on violations.
+func report(t *testing.T, results []chaos.Result) {
+	t.Helper()
+	for _, r := range results {
+		t.Log(r.Summary)
+		for i, v := range r.Violations {
+			if i == 10 {
+				t.Errorf("%s: and %d more", r.Recipe, len(r.Violations)-10)
+				break
+			}
+			t.Errorf("%s: %s", r.Recipe, v)
+		}
+	}
+}
+
+// Every recipe at once on a 3-node ZooKeeper ensemble and a 3-member etcd
+// cluster, under every kind of fault: no violation, and every fault was
+// injected, so that the run could have found one.
+func TestChaos(t *testing.T) {
+	servicetest.EachCluster(t, 3, func(t *testing.T, s *servicetest.Service) {
+		results := chaos.Run(t, s, chaos.Config{
+			Recipes:  []string{chaos.Mutex, chaos.RWMutex, chaos.Election},
+			Clients:  3,
+			Lifetime: 3 * time.Second,
+			// A paused client takes no nemesis time, and each one pauses a
+			// client of the next recipe: three in a row meet all three.
+			Faults:   []string{chaos.PauseClient, chaos.KillLeader, chaos.PauseClient, chaos.CutClient, chaos.PauseClient, chaos.PauseMember},
+			Duration: *duration,
+			Calm:     30 * time.Second,
+			Guard:    func() chaos.Guard { return new(turnstile.Fence) },
+		})
+		report(t, results)
+		for _, r := range results {
+			paused := 0
+			for _, op := range r.Ops {
+				if op.Paused {
+					paused++
+				}
+			}
+			if paused == 0 {
+				t.Errorf("%s: no holder was paused", r.Recipe)
+			}
+		}
+		summary := results[0].Summary
+		for _, kind := range []string{chaos.PauseClient, chaos.KillLeader, chaos.CutClient, chaos.PauseMember} {
+			if !strings.Contains(summary, kind+" ") {
+				t.Errorf("no %s fault injected: %s", kind, summary)
+			}
+		}
+	})
+}
+
+// With the guard disabled, a paused holder's late write lands after its
+// successor's, and the checker reports it.
+func TestCheckerCatchesUnguardedWrites(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		results := chaos.Run(t, s, chaos.Config{
+			Recipes:  []string{chaos.Mutex},
+			Clients:  3,
+			Lifetime: 2 * time.Second,
+			Faults:   []string{chaos.PauseClient},
+			Duration: 6 * time.Second,
+			Calm:     30 * time.Second,
+			Guard:    func() chaos.Guard { return chaos.Unguarded{} },
+		})
+		r := results[0]
+		t.Log(r.Summary)
+		found := false
+		for _, v := range r.Violations {
+			found = found || strings.HasPrefix(v, "write ")
+		}
+		if !found {
+			t.Fatalf("no late write reported among %d violations: %v", len(r.Violations), r.Violations)
+		}
+	})
+}

@@ -1,0 +1,53 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/turnstile-go/turnstile"
+)
+
+func TestCheck(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	x, r := turnstile.Exclusive, turnstile.Shared
+	clean := []Op{
+		{Client: "a", Kind: x, Token: 10, Granted: at(0), Released: at(100), Wrote: true},
+		{Client: "b", Kind: r, Token: 12, Granted: at(110), Released: at(300), Read: Version{1, 10}},
+		{Client: "c", Kind: r, Token: 13, Granted: at(120), Released: at(200), Read: Version{1, 10}},
+		// a lost at 900 while paused, overtaken by d at 1000
+		{Client: "a", Kind: x, Token: 14, Granted: at(310), Released: at(1500), Lost: true, LostAt: at(900), Paused: true, Refused: true, Read: Version{1, 10}},
+		{Client: "d", Kind: x, Token: 15, Granted: at(1000), Released: at(1100), Wrote: true, Read: Version{1, 10}},
+	}
+	writes := []Write{{"a", 10, 1}, {"d", 15, 2}}
+	if bad := Check(clean, writes, time.Second); len(bad) != 0 {
+		t.Fatalf("clean history: %v", bad)
+	}
+	for _, c := range []struct {
+		what   string
+		ops    []Op
+		writes []Write
+		want   string
+	}{
+		{"late write", clean, []Write{{"a", 10, 1}, {"d", 15, 2}, {"a", 14, 2}}, "write 2 by a"},
+		{"lost update", clean, []Write{{"a", 10, 1}, {"d", 15, 1}}, "write 1 by d"},
+		{"two live holders", replace(clean, 3, func(op *Op) { op.Lost = false }), writes, "two live holders"},
+		{"smaller token overtakes", replace(clean, 4, func(op *Op) { op.Token = 11 }), writes, "not larger"},
+		{"loss not noticed", replace(clean, 3, func(op *Op) { op.LostAt = time.Time{} }), writes, "Lost() closed at"},
+		{"loss noticed late", replace(clean, 3, func(op *Op) { op.LostAt = at(2100) }), writes, "Lost() closed at"},
+		{"reader sees a later write", replace(clean, 1, func(op *Op) { op.Read = Version{2, 15} }), writes, "read a write by token 15"},
+		{"writer overlaps readers", replace(clean, 2, func(op *Op) { op.Kind = x }), writes, "two live holders"},
+	} {
+		bad := Check(c.ops, c.writes, time.Second)
+		if !strings.Contains(strings.Join(bad, "\n"), c.want) {
+			t.Errorf("%s: violations %q, want one with %q", c.what, bad, c.want)
+		}
+	}
+}
+
+func replace(ops []Op, i int, f func(*Op)) []Op {
+	out := append([]Op(nil), ops...)
+	f(&out[i])
+	return out
+}

@@ -1,0 +1,439 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/election"
+	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/recipe"
+	"github.com/turnstile-go/turnstile/internal/servicetest"
+	"github.com/turnstile-go/turnstile/rwlock"
+	"github.com/turnstile-go/turnstile/zklock"
+)
+
+// The faults the nemesis injects.
+const (
+	KillLeader  = "kill-leader"  // kill the servers' leader, restart it a moment later
+	PauseMember = "pause-member" // SIGSTOP a server for a session's lifetime
+	CutClient   = "cut-client"   // partition a client for longer than its session
+	PauseClient = "pause-client" // stall a holder between read and write, cut off, until another holds
+)
+
+// The recipes a run exercises.
+const (
+	Mutex    = "mutex"
+	RWMutex  = "rwlock"
+	Election = "election"
+)
+
+// Config is one run.
+type Config struct {
+	Recipes  []string
+	Clients  int           // per recipe, each with a link and sessions of its own
+	Lifetime time.Duration // of every session
+	Faults   []string      // injected in turn, for Duration
+	Duration time.Duration
+	// Calm bounds how long after the faults stop every client must hold
+	// again.
+	Calm time.Duration
+	// Guard makes each register's guard: a turnstile.Fence, unless a
+	// test breaks it.
+	Guard func() Guard
+}
+
+// Result is one recipe's history and what the checker found in it.
+type Result struct {
+	Recipe     string
+	Ops        []Op
+	Writes     []Write
+	Violations []string
+	Summary    string
+}
+
+// run is the state of one run.
+type run struct {
+	t   *testing.T
+	s   *servicetest.Service
+	cfg Config
+
+	mu       sync.Mutex
+	faults   map[string]int
+	targeted map[string]int
+}
+
+// recipeRun is one recipe's clients, register and history.
+type recipeRun struct {
+	*run
+	recipe   string
+	name     string
+	reg      *Register
+	newest   atomic.Int64 // the newest token granted
+	sessions atomic.Int64 // sessions opened
+
+	mu  sync.Mutex
+	ops []Op
+}
+
+type client struct {
+	id        string
+	link      *servicetest.Link
+	pauseNext atomic.Bool
+	faulty    sync.Mutex // held while a fault uses the link
+}
+
+// Run runs cfg against s and returns each recipe's checked history.
+func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
+	r := &run{t: t, s: s, cfg: cfg, faults: map[string]int{}, targeted: map[string]int{}}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var recipes []*recipeRun
+	var clients []*client
+	var wg sync.WaitGroup
+	for _, name := range cfg.Recipes {
+		rr := &recipeRun{run: r, recipe: name, name: locktest.Name(), reg: NewRegister(cfg.Guard())}
+		recipes = append(recipes, rr)
+		for i := range cfg.Clients {
+			c := &client{id: fmt.Sprintf("%s-%d", name, i+1), link: s.Linked(t)}
+			clients = append(clients, c)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rr.loop(ctx, c)
+			}()
+		}
+	}
+
+	r.nemesis(ctx, clients, time.Now().Add(cfg.Duration))
+	calm := time.Now()
+	var violations []string
+	for _, rr := range recipes {
+		violations = append(violations, rr.awaitCalm(calm)...)
+	}
+	stop()
+	wg.Wait()
+
+	var results []Result
+	for i, rr := range recipes {
+		bad := Check(rr.ops, rr.reg.Writes(), time.Second)
+		if i == 0 {
+			bad = append(bad, violations...)
+		}
+		locktest.Eventually(t, 3*cfg.Lifetime, "contenders left in "+rr.name, func() bool { return s.Queued(t, rr.name) == 0 })
+		results = append(results, Result{
+			Recipe: rr.recipe, Ops: rr.ops, Writes: rr.reg.Writes(), Violations: bad,
+			Summary: Summary(s.Name+" "+rr.recipe, rr.ops, r.faults, int(rr.sessions.Load())-cfg.Clients, len(bad)),
+		})
+	}
+	return results
+}
+
+// awaitCalm waits until every client of the recipe has completed a hold
+// granted after calm, and returns a violation for each that has not
+// within the configured bound.
+func (rr *recipeRun) awaitCalm(calm time.Time) []string {
+	deadline := calm.Add(rr.cfg.Calm)
+	for {
+		missing := map[string]bool{}
+		for i := range rr.cfg.Clients {
+			missing[fmt.Sprintf("%s-%d", rr.recipe, i+1)] = true
+		}
+		rr.mu.Lock()
+		for _, op := range rr.ops {
+			if op.Granted.After(calm) && (op.Wrote || op.Kind == turnstile.Shared && !op.Refused) {
+				delete(missing, op.Client)
+			}
+		}
+		rr.mu.Unlock()
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			var bad []string
+			for c := range missing {
+				bad = append(bad, fmt.Sprintf("%s did not hold within %v after the faults stopped", c, rr.cfg.Calm))
+			}
+			return bad
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (rr *recipeRun) record(op Op) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	rr.ops = append(rr.ops, op)
+}
+
+func (rr *recipeRun) granted(token int64) {
+	for {
+		cur := rr.newest.Load()
+		if token <= cur || rr.newest.CompareAndSwap(cur, token) {
+			return
+		}
+	}
+}
+
+func (r *run) fault(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.faults[kind]++
+}
+
+// loop runs one client until ctx ends, opening a new session whenever
+// the last one ended.
+func (rr *recipeRun) loop(ctx context.Context, c *client) {
+	var b turnstile.Backend
+	for ctx.Err() == nil {
+		if b == nil || recipe.Closed(b.Done()) {
+			b = c.link.Open(rr.t, rr.cfg.Lifetime)
+			rr.sessions.Add(1)
+		}
+		switch rr.recipe {
+		case Election:
+			rr.campaign(ctx, c, b)
+		default:
+			rr.hold(ctx, c, b)
+		}
+	}
+}
+
+// holder is one hold's operations, whichever recipe gives it.
+type holder struct {
+	acquire, release func(context.Context) error
+	sequencer        func() turnstile.Sequencer
+	lost             func() <-chan struct{}
+}
+
+// holderOf returns the recipe's value on b for one hold of kind: a
+// backend's own Mutex, or a side of an RWMutex.
+func (rr *recipeRun) holderOf(b turnstile.Backend, kind turnstile.Kind) holder {
+	if rr.recipe == Mutex {
+		var m interface {
+			Lock(context.Context) error
+			Unlock(context.Context) error
+			Sequencer() turnstile.Sequencer
+			Lost() <-chan struct{}
+		}
+		switch b := b.(type) {
+		case *zklock.Session:
+			m = zklock.NewMutex(b, rr.name)
+		case *etcdlock.Session:
+			m = etcdlock.NewMutex(b, rr.name)
+		}
+		return holder{m.Lock, m.Unlock, m.Sequencer, m.Lost}
+	}
+	rw := rwlock.New(b, rr.name)
+	if kind == turnstile.Shared {
+		return holder{rw.RLock, rw.RUnlock, rw.Sequencer, rw.Lost}
+	}
+	return holder{rw.Lock, rw.Unlock, rw.Sequencer, rw.Lost}
+}
+
+// hold takes one hold, reads the register and, holding exclusively,
+// writes it one more.
+func (rr *recipeRun) hold(ctx context.Context, c *client, b turnstile.Backend) {
+	kind := turnstile.Exclusive
+	if rr.recipe == RWMutex && rand.IntN(2) == 0 {
+		kind = turnstile.Shared
+	}
+	h := rr.holderOf(b, kind)
+	lctx, cancel := context.WithTimeout(ctx, 3*rr.cfg.Lifetime)
+	err := h.acquire(lctx)
+	cancel()
+	if err != nil {
+		return // a lost session, a timeout during a fault: try again
+	}
+	seq := h.sequencer()
+	op := Op{Recipe: rr.recipe, Client: c.id, Kind: kind, Token: seq.Token, Granted: time.Now()}
+	rr.granted(seq.Token)
+	noticed := watch(h.lost())
+	rr.access(c, seq, &op, func() bool { return recipe.Closed(h.lost()) })
+	op.Released = time.Now()
+	op.LostAt = noticed()
+	for {
+		uctx, cancel := context.WithTimeout(context.Background(), 2*rr.cfg.Lifetime)
+		err = h.release(uctx)
+		cancel()
+		if err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrNotHeld) {
+			break
+		}
+	}
+	op.Lost = errors.Is(err, turnstile.ErrLost)
+	rr.record(op)
+}
+
+// access is a holder's work on the register: read, then for an
+// exclusive holder write one more, unless it sees its hold lost first or
+// the nemesis stalls it, in which case it writes without looking.
+func (rr *recipeRun) access(c *client, seq turnstile.Sequencer, op *Op, lost func() bool) {
+	v, err := rr.reg.Read(seq)
+	if err != nil {
+		op.Refused = true
+		return
+	}
+	op.Read = v
+	if op.Kind == turnstile.Shared {
+		return
+	}
+	if c.pauseNext.CompareAndSwap(true, false) {
+		op.Paused = true
+		rr.pause(c, seq.Token)
+	} else if lost() {
+		op.Skipped = true
+		return
+	}
+	switch err := rr.reg.Write(seq, c.id, v.Value+1); {
+	case errors.Is(err, turnstile.ErrStaleToken):
+		op.Refused = true
+	case err == nil:
+		op.Wrote = true
+	}
+}
+
+// pause stalls a holder with its link cut, as a stopped process would
+// be, until another client has been granted the hold or four lifetimes
+// have passed.
+func (rr *recipeRun) pause(c *client, token int64) {
+	c.faulty.Lock()
+	defer c.faulty.Unlock()
+	rr.fault(PauseClient)
+	c.link.Cut()
+	defer c.link.Restore()
+	for deadline := time.Now().Add(4 * rr.cfg.Lifetime); rr.newest.Load() <= token && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// campaign runs one election.Run until its session ends or ctx does;
+// each term reads and writes the register with the term as token, and
+// resigns after a moment so that leadership rotates.
+func (rr *recipeRun) campaign(ctx context.Context, c *client, b turnstile.Backend) {
+	election.Run(ctx, b, rr.name, c.id, func(wctx context.Context, term int64) error {
+		seq := turnstile.Sequencer{Name: rr.name, Mode: turnstile.Exclusive, Token: term}
+		op := Op{Recipe: rr.recipe, Client: c.id, Kind: turnstile.Exclusive, Token: term, Granted: time.Now()}
+		rr.granted(term)
+		var lostAt atomic.Pointer[time.Time]
+		stop := context.AfterFunc(wctx, func() {
+			now := time.Now()
+			lostAt.Store(&now)
+		})
+		rr.access(c, seq, &op, func() bool { return wctx.Err() != nil })
+		if !op.Refused && !op.Skipped {
+			select {
+			case <-wctx.Done():
+			case <-time.After(time.Duration(50+rand.IntN(150)) * time.Millisecond):
+			}
+		}
+		op.Released = time.Now()
+		stop()
+		if at := lostAt.Load(); at != nil && ctx.Err() == nil {
+			op.Lost, op.LostAt = true, *at
+		}
+		rr.record(op)
+		return nil
+	})
+}
+
+// watch returns a function that reports when lost closed, or the zero
+// time if it has not closed by the time the function is called.
+func watch(lost <-chan struct{}) func() time.Time {
+	var at atomic.Pointer[time.Time]
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-lost:
+			now := time.Now()
+			at.Store(&now)
+		case <-done:
+		}
+	}()
+	return func() time.Time {
+		close(done)
+		<-finished
+		if p := at.Load(); p != nil {
+			return *p
+		}
+		if recipe.Closed(lost) {
+			return time.Now()
+		}
+		return time.Time{}
+	}
+}
+
+// nemesis injects the configured faults in turn until the deadline.
+func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
+	for i := 0; time.Now().Before(until); i++ {
+		kind := r.cfg.Faults[i%len(r.cfg.Faults)]
+		switch kind {
+		case KillLeader:
+			r.killLeader(ctx)
+		case PauseMember:
+			n := r.s.Node(r.t, rand.IntN(r.s.Servers()))
+			if err := n.Pause(); err != nil {
+				r.t.Error(err)
+			}
+			time.Sleep(r.cfg.Lifetime)
+			if err := n.Resume(); err != nil {
+				r.t.Error(err)
+			}
+			r.fault(kind)
+		case CutClient:
+			c := r.target(clients, kind)
+			if c.faulty.TryLock() {
+				c.link.Cut()
+				time.Sleep(r.cfg.Lifetime + time.Second)
+				c.link.Restore()
+				c.faulty.Unlock()
+				r.fault(kind)
+			}
+		case PauseClient:
+			r.target(clients, kind).pauseNext.Store(true) // counted when it pauses
+		}
+		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+	}
+	for _, c := range clients {
+		c.pauseNext.Store(false)
+	}
+}
+
+// target picks a client for the next fault of kind, from each recipe in
+// turn, so that every recipe meets every fault.
+func (r *run) target(clients []*client, kind string) *client {
+	r.mu.Lock()
+	n := r.targeted[kind]
+	r.targeted[kind]++
+	r.mu.Unlock()
+	recipes := len(clients) / r.cfg.Clients
+	return clients[(n%recipes)*r.cfg.Clients+rand.IntN(r.cfg.Clients)]
+}
+
+func (r *run) killLeader(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	i, err := r.s.Leader(ctx)
+	if err != nil {
+		r.t.Errorf("finding the leader: %v", err)
+		return
+	}
+	n := r.s.Node(r.t, i)
+	if err := n.Kill(); err != nil {
+		r.t.Error(err)
+		return
+	}
+	r.fault(KillLeader)
+	time.Sleep(r.cfg.Lifetime / 2)
+	if err := n.Restart(ctx); err != nil {
+		r.t.Errorf("restarting server %d: %v", i, err)
+	}
+}

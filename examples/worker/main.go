@@ -16,7 +16,6 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +24,8 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
 	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/backends"
 	"github.com/turnstile-go/turnstile/internal/embedetcd"
-	"github.com/turnstile-go/turnstile/zklock"
 )
 
 func main() {
@@ -54,7 +53,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	if *etcdAddr == "" && *zkAddr == "" {
 		return demo(ctx, out, *name)
 	}
-	s, closeAll, err := connect(*etcdAddr, *zkAddr)
+	s, closeAll, err := backends.Open(*etcdAddr, *zkAddr, lifetime)
 	if err != nil {
 		return err
 	}
@@ -81,27 +80,6 @@ func work(ctx context.Context, out io.Writer, id string, term int64) error {
 			return nil
 		}
 	}
-}
-
-// connect opens one session on the servers given.
-func connect(etcdAddr, zkAddr string) (turnstile.Backend, func(), error) {
-	if zkAddr != "" {
-		s, err := zklock.Connect(strings.Split(zkAddr, ","), zklock.WithSessionTimeout(lifetime))
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, func() { s.Close() }, nil
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(etcdAddr, ","), DialTimeout: 5 * time.Second})
-	if err != nil {
-		return nil, nil, err
-	}
-	s, err := etcdlock.NewSession(cli, etcdlock.WithTTL(lifetime))
-	if err != nil {
-		cli.Close()
-		return nil, nil, err
-	}
-	return s, func() { s.Close(); cli.Close() }, nil
 }
 
 // demo runs three copies on an etcd started in this process, each with a

@@ -12,12 +12,11 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
-	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/backends"
 	"github.com/turnstile-go/turnstile/internal/locktest"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/servicetest"
 	"github.com/turnstile-go/turnstile/rwlock"
-	"github.com/turnstile-go/turnstile/zklock"
 )
 
 // The faults the nemesis injects.
@@ -217,18 +216,7 @@ type holder struct {
 // backend's own Mutex, or a side of an RWMutex.
 func (rr *recipeRun) holderOf(b turnstile.Backend, kind turnstile.Kind) holder {
 	if rr.recipe == Mutex {
-		var m interface {
-			Lock(context.Context) error
-			Unlock(context.Context) error
-			Sequencer() turnstile.Sequencer
-			Lost() <-chan struct{}
-		}
-		switch b := b.(type) {
-		case *zklock.Session:
-			m = zklock.NewMutex(b, rr.name)
-		case *etcdlock.Session:
-			m = etcdlock.NewMutex(b, rr.name)
-		}
+		m := backends.NewMutex(b, rr.name)
 		return holder{m.Lock, m.Unlock, m.Sequencer, m.Lost}
 	}
 	rw := rwlock.New(b, rr.name)

@@ -1,0 +1,188 @@
+// Dlock runs a command while holding a lock, or leadership, shared by
+// every machine that runs it on the same name: cron across machines.
+//
+//	go run ./examples/dlock -etcd host:2379 -name /locks/backup -- ./backup.sh
+//	go run ./examples/dlock -zk host:2181 -name /locks/backup -try -- ./backup.sh
+//	go run ./examples/dlock -etcd host:2379 -name /elections/indexer -leader "$(hostname)" -- ./indexer
+//
+// The command gets the hold in its environment: TURNSTILE_NAME, and
+// TURNSTILE_TOKEN and TURNSTILE_SEQUENCER to pass on to whatever it
+// writes, so that a resource can refuse it once a later holder has come.
+// If the hold is lost while the command runs, dlock stops the command
+// (SIGTERM, then SIGKILL after a grace period) and exits 1; otherwise it
+// exits with the command's status. Endpoints also come from
+// ETCD_ENDPOINTS or ZK_SERVERS.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/election"
+	"github.com/turnstile-go/turnstile/internal/backends"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Stdout, os.Args[1:])
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		os.Exit(exit.ExitCode())
+	case errors.Is(err, errSkipped):
+		fmt.Fprintln(os.Stderr, err)
+	case err != nil:
+		log.Fatal(err)
+	}
+}
+
+// errSkipped ends a -try run that found the lock held: not a failure,
+// the next run will try again.
+var errSkipped = errors.New("dlock: held by another; skipped")
+
+// grace is how long a command whose hold was lost has between SIGTERM and
+// SIGKILL.
+const grace = 5 * time.Second
+
+// A hold is a lock or leadership, taken and given back.
+type hold struct {
+	acquire, release func(context.Context) error
+	sequencer        func() turnstile.Sequencer
+	lost             func() <-chan struct{}
+}
+
+func run(ctx context.Context, out io.Writer, args []string) error {
+	flags := flag.NewFlagSet("dlock", flag.ContinueOnError)
+	etcdAddr := flags.String("etcd", os.Getenv("ETCD_ENDPOINTS"), "etcd endpoints, comma-separated")
+	zkAddr := flags.String("zk", os.Getenv("ZK_SERVERS"), "ZooKeeper servers, comma-separated (instead of etcd)")
+	name := flags.String("name", "", "the lock's or election's name, such as /locks/backup")
+	leader := flags.String("leader", "", "campaign for leadership with this id, instead of taking a lock")
+	try := flags.Bool("try", false, "if another holds the lock, exit at once instead of waiting")
+	ttl := flags.Duration("ttl", 10*time.Second, "session lifetime: how long a crashed holder keeps the lock")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	command := flags.Args()
+	switch {
+	case len(command) == 0:
+		return errors.New("dlock: no command given after --")
+	case *etcdAddr == "" && *zkAddr == "":
+		return errors.New("dlock: give -etcd or -zk (or ETCD_ENDPOINTS or ZK_SERVERS)")
+	case *try && *leader != "":
+		return errors.New("dlock: -try is for locks; a candidate waits its turn")
+	}
+	if err := turnstile.ValidateName(*name); err != nil {
+		return err
+	}
+
+	s, closeAll, err := backends.Open(*etcdAddr, *zkAddr, *ttl)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	h := newHold(s, *name, *leader, *try)
+
+	t0 := time.Now()
+	waiting := progress(out, *name, t0)
+	err = h.acquire(ctx)
+	waiting()
+	if errors.Is(err, turnstile.ErrLocked) {
+		return errSkipped
+	}
+	if err != nil {
+		return err
+	}
+	seq := h.sequencer()
+	fmt.Fprintf(out, "dlock: holding %s (token %d) after %.1fs; running %s\n", *name, seq.Token, time.Since(t0).Seconds(), strings.Join(command, " "))
+	runErr := runHolding(ctx, out, command, seq, h.lost())
+	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := h.release(relCtx); err != nil && !errors.Is(err, turnstile.ErrLost) {
+		fmt.Fprintf(out, "dlock: releasing %s: %v\n", *name, err)
+	}
+	fmt.Fprintf(out, "dlock: released %s\n", *name)
+	return runErr
+}
+
+func newHold(s turnstile.Backend, name, leader string, try bool) hold {
+	if leader != "" {
+		e := election.New(s, name, leader)
+		return hold{e.Campaign, e.Resign, e.Sequencer, e.Lost}
+	}
+	m := backends.NewMutex(s, name)
+	acquire := m.Lock
+	if try {
+		acquire = m.TryLock
+	}
+	return hold{acquire, m.Unlock, m.Sequencer, m.Lost}
+}
+
+// progress prints, every few seconds while a wait lasts, how long it has
+// lasted, so that a queued run is not silent; the returned function ends
+// it.
+func progress(out io.Writer, name string, t0 time.Time) func() {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				fmt.Fprintf(out, "dlock: still waiting for %s after %.0fs\n", name, time.Since(t0).Seconds())
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// runHolding runs command with the hold in its environment, and stops it
+// if the hold is lost or ctx ends first.
+func runHolding(ctx context.Context, out io.Writer, command []string, seq turnstile.Sequencer, lost <-chan struct{}) error {
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, out, os.Stderr
+	cmd.Env = append(os.Environ(),
+		"TURNSTILE_NAME="+seq.Name,
+		"TURNSTILE_TOKEN="+strconv.FormatInt(seq.Token, 10),
+		"TURNSTILE_SEQUENCER="+seq.String(),
+	)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var stopped error
+	select {
+	case err := <-exited:
+		return err
+	case <-lost:
+		stopped = fmt.Errorf("%w: %s; the command was stopped", turnstile.ErrLost, seq.Name)
+	case <-ctx.Done():
+		stopped = ctx.Err()
+	}
+	fmt.Fprintf(out, "dlock: stopping the command: %v\n", stopped)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-exited
+	}
+	return stopped
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/embedetcd"
+)
+
+var endpoint string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dlock-etcd")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	server, addr, err := embedetcd.Start(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "embedded etcd:", err)
+		os.Exit(1)
+	}
+	endpoint = addr
+	code := m.Run()
+	server.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// dlock runs the example with args after -etcd and a fresh name.
+func dlock(t *testing.T, name string, args ...string) (string, error) {
+	var out syncBuilder
+	err := run(context.Background(), &out, append([]string{"-etcd", endpoint, "-name", name, "-ttl", "2s"}, args...))
+	return out.String(), err
+}
+
+var n int
+
+func name() string { n++; return fmt.Sprintf("/locks/dlock-test-%d-%d", os.Getpid(), n) }
+
+// The command runs holding the lock, with the hold in its environment.
+func TestRunsHolding(t *testing.T) {
+	out, err := dlock(t, name(), "--", "sh", "-c", `echo "child: $TURNSTILE_NAME $TURNSTILE_TOKEN $TURNSTILE_SEQUENCER"`)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`dlock: holding (\S+) \(token (\d+)\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no hold printed:\n%s", out)
+	}
+	child := regexp.MustCompile(`child: (\S+) (\d+) (\S+)`).FindStringSubmatch(out)
+	if child == nil || child[1] != m[1] || child[2] != m[2] || !strings.HasPrefix(child[3], "exclusive:"+m[2]+":"+m[1]+"/") {
+		t.Fatalf("the command's environment does not match the hold:\n%s", out)
+	}
+	if _, err := turnstile.ParseSequencer(child[3]); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(out, "dlock: released") {
+		t.Errorf("not released:\n%s", out)
+	}
+}
+
+// Runs on one name take turns: each command ends before the next starts,
+// with a larger token.
+func TestTakeTurns(t *testing.T) {
+	lock := name()
+	log := filepath.Join(t.TempDir(), "log")
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := dlock(t, lock, "--", "sh", "-c", `echo "start $TURNSTILE_TOKEN" >> `+log+`; sleep 0.2; echo "end $TURNSTILE_TOKEN" >> `+log)
+			if err != nil {
+				t.Errorf("%v\n%s", err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(strings.ReplaceAll(string(b), "\n", " "))
+	if len(lines) != 12 {
+		t.Fatalf("log:\n%s", b)
+	}
+	last := int64(0)
+	for i := 0; i < len(lines); i += 4 {
+		token, _ := strconv.ParseInt(lines[i+1], 10, 64)
+		if lines[i] != "start" || lines[i+2] != "end" || lines[i+1] != lines[i+3] || token <= last {
+			t.Fatalf("commands overlapped or went back in token:\n%s", b)
+		}
+		last = token
+	}
+}
+
+// With -try, a run that finds the lock held gives up at once.
+func TestTry(t *testing.T) {
+	lock := name()
+	ready := filepath.Join(t.TempDir(), "ready")
+	done := make(chan error, 1)
+	go func() {
+		out, err := dlock(t, lock, "--", "sh", "-c", "touch "+ready+"; sleep 1")
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, out)
+		}
+		done <- err
+	}()
+	waitFile(t, ready)
+	if out, err := dlock(t, lock, "-try", "--", "true"); !errors.Is(err, errSkipped) {
+		t.Errorf("-try while held: %v, want errSkipped\n%s", err, out)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A hold lost while the command runs stops the command, and dlock fails.
+func TestLost(t *testing.T) {
+	lock := name()
+	ready := filepath.Join(t.TempDir(), "ready")
+	done := make(chan error, 1)
+	var out string
+	go func() {
+		var err error
+		out, err = dlock(t, lock, "--", "sh", "-c", "touch "+ready+"; exec sleep 30")
+		done <- err
+	}()
+	waitFile(t, ready)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	// An operator deletes the hold.
+	if _, err := cli.Delete(context.Background(), lock+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, turnstile.ErrLost) || !strings.Contains(out, "stopping the command") {
+			t.Fatalf("dlock after its hold was deleted: %v\n%s", err, out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command still runs 10s after its hold was deleted")
+	}
+}
+
+// dlock exits with its command's status; leadership works as a lock does.
+func TestExitStatusAndLeader(t *testing.T) {
+	out, err := dlock(t, name(), "-leader", "host-a", "--", "sh", "-c", "exit 3")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 || !strings.Contains(out, "dlock: holding") {
+		t.Fatalf("run: %v, want exit status 3\n%s", err, out)
+	}
+}
+
+func TestBadUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"-etcd", endpoint, "-name", "/locks/x"},              // no command
+		{"-etcd", endpoint, "-name", "locks/x", "--", "true"}, // bad name
+		{"-name", "/locks/x", "--", "true"},                   // no servers (unless set in the environment)
+		{"-etcd", endpoint, "-name", "/x", "-try", "-leader", "a", "--", "true"},
+	} {
+		if args[0] == "-name" && (os.Getenv("ETCD_ENDPOINTS") != "" || os.Getenv("ZK_SERVERS") != "") {
+			continue
+		}
+		if err := run(context.Background(), &syncBuilder{}, args); err == nil {
+			t.Errorf("run %q: no error", args)
+		}
+	}
+}
+
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared", path)
+		}
+	}
+}
+
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

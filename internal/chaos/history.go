@@ -153,7 +153,8 @@ func Check(ops []Op, writes []Write, notice time.Duration) []string {
 			case l.Token <= e.Token:
 				bad = append(bad, fmt.Sprintf("%s (token %d) granted while %s (token %d) held, with a token not larger", l.Client, l.Token, e.Client, e.Token))
 			case !e.Lost:
-				bad = append(bad, fmt.Sprintf("%s (token %d) granted while %s (token %d) held a hold it released normally: two live holders", l.Client, l.Token, e.Client, e.Token))
+				bad = append(bad, fmt.Sprintf("%s (token %d) granted at %s while %s (token %d) held from %s to %s, a hold it released normally: two live holders",
+					l.Client, l.Token, l.Granted.Format(stamp), e.Client, e.Token, e.Granted.Format(stamp), e.Released.Format(stamp)))
 			case e.LostAt.IsZero() || e.LostAt.After(l.Granted.Add(notice)):
 				bad = append(bad, fmt.Sprintf("%s (token %d) overtaken by %s at %s, but its Lost() closed at %s", e.Client, e.Token, l.Client, l.Granted.Format(stamp), e.LostAt.Format(stamp)))
 			}
@@ -184,8 +185,8 @@ func Summary(recipe string, ops []Op, faults map[string]int, reopened, violation
 		}
 		if op.Lost {
 			lost++
-			if !op.LostAt.IsZero() {
-				noticed++
+			if !op.LostAt.IsZero() && !op.LostAt.After(op.Released) {
+				noticed++ // before the client let go
 			}
 		}
 		if op.Paused {
@@ -196,6 +197,6 @@ func Summary(recipe string, ops []Op, faults map[string]int, reopened, violation
 	for _, k := range slices.Sorted(maps.Keys(faults)) {
 		f = append(f, fmt.Sprintf("%s %d", k, faults[k]))
 	}
-	return fmt.Sprintf("%s: %d holds (%d writes, %d reads, %d stale refused, %d skipped after Lost); faults: %s; sessions lost %d; holds lost %d, noticed %d, paused %d; violations %d",
+	return fmt.Sprintf("%s: %d holds (%d writes, %d reads, %d stale refused, %d skipped after Lost); faults: %s; sessions lost %d; holds lost %d (noticed while held %d), paused %d; violations %d",
 		recipe, len(ops), wrote, read, refused, skipped, strings.Join(f, ", "), reopened, lost, noticed, paused, violations)
 }

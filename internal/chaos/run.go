@@ -255,7 +255,9 @@ func (rr *recipeRun) hold(ctx context.Context, c *client, b turnstile.Backend) {
 			break
 		}
 	}
-	op.Lost = errors.Is(err, turnstile.ErrLost)
+	if op.Lost = errors.Is(err, turnstile.ErrLost); op.Lost && op.LostAt.IsZero() {
+		op.LostAt = time.Now() // lost after the client let go, before its Unlock
+	}
 	rr.record(op)
 }
 
@@ -304,8 +306,18 @@ func (rr *recipeRun) pause(c *client, token int64) {
 // campaign runs one election.Run until its session ends or ctx does;
 // each term reads and writes the register with the term as token, and
 // resigns after a moment so that leadership rotates.
+//
+// A term's loss may show only after its work returned, while Run
+// resigns: then Run returns the session's end instead of starting
+// another term. The last term is recorded once that is known, as lost
+// when the session ended, if it did.
 func (rr *recipeRun) campaign(ctx context.Context, c *client, b turnstile.Backend) {
+	ended := watch(b.Done())
+	var last *Op
 	election.Run(ctx, b, rr.name, c.id, func(wctx context.Context, term int64) error {
+		if last != nil {
+			rr.record(*last) // resigned: the next term began on the same session
+		}
 		seq := turnstile.Sequencer{Name: rr.name, Mode: turnstile.Exclusive, Token: term}
 		op := Op{Recipe: rr.recipe, Client: c.id, Kind: turnstile.Exclusive, Token: term, Granted: time.Now()}
 		rr.granted(term)
@@ -326,13 +338,20 @@ func (rr *recipeRun) campaign(ctx context.Context, c *client, b turnstile.Backen
 		if at := lostAt.Load(); at != nil && ctx.Err() == nil {
 			op.Lost, op.LostAt = true, *at
 		}
-		rr.record(op)
+		last = &op
 		return nil
 	})
+	if at := ended(); last != nil && !last.Lost && !at.IsZero() && ctx.Err() == nil {
+		last.Lost, last.LostAt = true, at
+	}
+	if last != nil {
+		rr.record(*last)
+	}
 }
 
 // watch returns a function that reports when lost closed, or the zero
-// time if it has not closed by the time the function is called.
+// time if it has not closed by the time the function is called, which
+// it may be once.
 func watch(lost <-chan struct{}) func() time.Time {
 	var at atomic.Pointer[time.Time]
 	done := make(chan struct{})

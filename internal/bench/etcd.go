@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/version"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/etcdtest"
+)
+
+// Etcd returns the etcd member at endpoint (host:port) with turnstile's
+// etcdlock, etcd's concurrency.Mutex and a herd as contestants. Its
+// counters come from the member's metrics, which an embedded member
+// shares with everything else in the process: run one at a time.
+func Etcd(endpoint string) (*Server, error) {
+	reader, err := clientv3.New(etcdtest.ClientConfig(endpoint))
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		Name:    "etcd",
+		Version: version.Version,
+		Contestants: [3]Contestant{
+			{Name: "turnstile", Open: openEtcd(endpoint, func(cli *clientv3.Client) (*etcdlock.Session, error) {
+				return etcdlock.NewSession(cli, etcdlock.WithTTL(lifetime))
+			}, func(s *etcdlock.Session, name string) Locker {
+				return etcdlock.NewMutex(s, name)
+			})},
+			{Name: "concurrency.Mutex", Open: openEtcd(endpoint, leased, func(s *concurrency.Session, name string) Locker {
+				return concurrency.NewMutex(s, name)
+			})},
+			{Name: "herd", Open: openEtcd(endpoint, leased, func(s *concurrency.Session, name string) Locker {
+				return &etcdHerd{cli: s.Client(), lease: s.Lease(), prefix: name + "/"}
+			})},
+		},
+		Read: func(ctx context.Context) (Counters, error) {
+			var c Counters
+			var errs [3]error
+			// Streams (watches, lease keep-alives) are counted when they
+			// end, if ever: unary calls are the requests.
+			c.Requests, errs[0] = etcdtest.Metric(ctx, endpoint, "grpc_server_handled_total", map[string]string{"grpc_type": "unary"})
+			c.Notifications, errs[1] = etcdtest.Metric(ctx, endpoint, "etcd_debugging_mvcc_events_total", nil)
+			c.Watches, errs[2] = etcdtest.Metric(ctx, endpoint, "etcd_debugging_mvcc_watcher_total", nil)
+			return c, errors.Join(errs[:]...)
+		},
+		Queued: func(ctx context.Context, name string) (int, error) {
+			resp, err := reader.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil {
+				return 0, err
+			}
+			return int(resp.Count), nil
+		},
+		Close: func() { reader.Close() },
+	}, nil
+}
+
+// leased is the session etcd's concurrency package offers: a lease kept
+// alive.
+func leased(cli *clientv3.Client) (*concurrency.Session, error) {
+	return concurrency.NewSession(cli, concurrency.WithTTL(int(lifetime.Seconds())))
+}
+
+// openEtcd opens each contender as a session (a lease) of its own, on one
+// client for the round, as a program with many locks would.
+func openEtcd[S interface{ Close() error }](endpoint string, session func(*clientv3.Client) (S, error), lock func(s S, name string) Locker) func(context.Context, string, int) ([]Locker, func(), error) {
+	return func(ctx context.Context, name string, n int) ([]Locker, func(), error) {
+		cli, err := clientv3.New(etcdtest.ClientConfig(endpoint))
+		if err != nil {
+			return nil, nil, err
+		}
+		open := sessions(func() (S, func(), error) {
+			s, err := session(cli)
+			return s, closer(s), err
+		}, lock)
+		ls, closeAll, err := open(ctx, name, n)
+		if err != nil {
+			cli.Close()
+			return nil, nil, err
+		}
+		return ls, func() { closeAll(); cli.Close() }, nil
+	}
+}
+
+// etcdHerd is the lock everyone writes first: each waiter watches every
+// key under the prefix, and reads them all again on every change. A
+// release, and every arrival too, wakes every waiter.
+type etcdHerd struct {
+	cli    *clientv3.Client
+	lease  clientv3.LeaseID
+	prefix string
+	key    string
+}
+
+func (h *etcdHerd) Lock(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Watching from before the put misses no change after the read.
+	changes := h.cli.Watch(wctx, h.prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	if w, ok := <-changes; watchErr(w, ok) != nil {
+		return watchErr(w, ok)
+	}
+	key := fmt.Sprintf("%s%x", h.prefix, h.lease)
+	if _, err := h.cli.Put(ctx, key, "", clientv3.WithLease(h.lease)); err != nil {
+		return err
+	}
+	for {
+		resp, err := h.cli.Get(ctx, h.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) > 0 && string(resp.Kvs[0].Key) == key {
+			h.key = key
+			return nil
+		}
+		// A waiter given up leaves its key to the session's end.
+		select {
+		case w, ok := <-changes:
+			if err := watchErr(w, ok); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (h *etcdHerd) Unlock(ctx context.Context) error {
+	_, err := h.cli.Delete(ctx, h.key)
+	return err
+}
+
+// watchErr reports a watch that ended or failed.
+func watchErr(w clientv3.WatchResponse, ok bool) error {
+	if !ok {
+		return errors.New("watch ended")
+	}
+	return w.Err()
+}

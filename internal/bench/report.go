@@ -1,0 +1,239 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Markdown writes each server's results as tables: every figure beside
+// the baseline's and the herd's, and the ratio of ours to the baseline's.
+func Markdown(w io.Writer, results []Result) {
+	for _, r := range results {
+		head := []string{"", r.Names[Ours], r.Names[Baseline], r.Names[Herd], r.Names[Ours] + " ÷ " + r.Names[Baseline]}
+		fmt.Fprintf(w, "### %s %s\n\n", r.Server, r.Version)
+
+		fmt.Fprintf(w, "Uncontended: one contender, Lock then Unlock.\n\n")
+		u := r.Uncontended
+		table(w, head, [][]string{
+			row("Lock+Unlock per second", u.PerSec),
+			row("latency p50 (ms)", u.P50),
+			row("latency p99 (ms)", u.P99),
+			row("server requests per Lock+Unlock", pick(u.Work, requests)),
+			row("watch notifications per Lock+Unlock", pick(u.Work, notifications)),
+		})
+
+		head[0] = "N"
+		contended := func(title string, f func(Contended) [3]float64) {
+			var rows [][]string
+			for _, c := range r.Contended {
+				// No row where nothing happened, as no hand-off
+				// latency with one contender.
+				if v := f(c); v != [3]float64{} {
+					rows = append(rows, row(strconv.Itoa(c.N), v))
+				}
+			}
+			if rows != nil {
+				fmt.Fprintf(w, "%s\n\n", title)
+				table(w, head, rows)
+			}
+		}
+		contended("Contended: hand-offs per second among N contenders, each on a session of its own.",
+			func(c Contended) [3]float64 { return c.PerSec })
+		contended("Hand-off latency p50 (ms), from the holder's Unlock call to the next holder's Lock returning.",
+			func(c Contended) [3]float64 { return c.P50 })
+		contended("Hand-off latency p99 (ms).",
+			func(c Contended) [3]float64 { return c.P99 })
+		contended("Server requests per hand-off.",
+			func(c Contended) [3]float64 { return pick(c.Work, requests) })
+		contended("Watch notifications the server sent per hand-off.",
+			func(c Contended) [3]float64 { return pick(c.Work, notifications) })
+
+		fmt.Fprintf(w, "Drain: N waiters queued behind a holder; from the holder's Unlock until each waiter has held the lock once and released it.\n\n")
+		var rows [][]string
+		for _, d := range r.Drains {
+			n := strconv.Itoa(d.N)
+			rows = append(rows,
+				row(n+": time (ms)", d.Millis),
+				row(n+": server requests", pick(d.Work, requests)),
+				row(n+": watch notifications", pick(d.Work, notifications)))
+		}
+		table(w, head, rows)
+	}
+}
+
+func requests(c Counters) float64      { return c.Requests }
+func notifications(c Counters) float64 { return c.Notifications }
+
+func pick(cs [3]Counters, f func(Counters) float64) [3]float64 {
+	return [3]float64{f(cs[0]), f(cs[1]), f(cs[2])}
+}
+
+// row is a table row: the label, each contestant's figure, and ours
+// over the baseline's.
+func row(label string, v [3]float64) []string {
+	ratio := "–"
+	if v[Baseline] != 0 {
+		ratio = fmt.Sprintf("%.2f", v[Ours]/v[Baseline])
+	}
+	return []string{label, num(v[0]), num(v[1]), num(v[2]), ratio}
+}
+
+// num shows three significant digits or so, and no decimals where they
+// would only be noise.
+func num(v float64) string {
+	switch a := math.Abs(v); {
+	case v == 0:
+		return "0"
+	case a >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func table(w io.Writer, head []string, rows [][]string) {
+	line := func(cells []string) { fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | ")) }
+	line(head)
+	align := []string{"---"}
+	for range head[1:] {
+		align = append(align, "---:")
+	}
+	line(align)
+	for _, r := range rows {
+		line(r)
+	}
+	fmt.Fprintln(w)
+}
+
+// The chart's geometry, in pixels: two plots side by side, the legend
+// below.
+const (
+	plotW, plotH = 380, 260
+	marginL      = 70
+	marginT      = 40
+	gap          = 110
+	legendH      = 70
+)
+
+var colors = [3]string{"#1565c0", "#ef6c00", "#9e9e9e"} // ours, baseline, herd
+
+// Chart writes an SVG of hand-offs per second and server requests per
+// hand-off against the number of contenders, for every contestant on
+// every server, both axes logarithmic.
+func Chart(w io.Writer, results []Result) {
+	width := marginL + 2*plotW + gap + 30
+	height := marginT + plotH + 50 + legendH
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
+	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	plots := []struct {
+		title string
+		f     func(Contended) [3]float64
+	}{
+		{"hand-offs per second", func(c Contended) [3]float64 { return c.PerSec }},
+		{"server requests per hand-off", func(c Contended) [3]float64 { return pick(c.Work, requests) }},
+	}
+	for p, plot := range plots {
+		x0 := marginL + p*(plotW+gap)
+		var ns []int
+		var all []float64
+		for _, r := range results {
+			for _, c := range r.Contended {
+				ns = append(ns, c.N)
+				v := plot.f(c)
+				all = append(all, v[:]...)
+			}
+		}
+		xs := newAxis(ns, x0, x0+plotW, 2)
+		ys := newAxis(all, marginT+plotH, marginT, 10)
+		fmt.Fprintf(w, `<text x="%d" y="%d" font-size="14" text-anchor="middle">%s (log scale)</text>`+"\n", x0+plotW/2, marginT-15, plot.title)
+		fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>`+"\n", x0, marginT, plotW, plotH)
+		slices.Sort(ns)
+		for _, n := range slices.Compact(ns) {
+			x := xs.at(float64(n))
+			fmt.Fprintf(w, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", x, marginT, x, marginT+plotH)
+			fmt.Fprintf(w, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x, marginT+plotH+16, n)
+		}
+		fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="middle">contenders (N), log scale</text>`+"\n", x0+plotW/2, marginT+plotH+34)
+		for _, t := range ys.ticks() {
+			y := ys.at(t)
+			fmt.Fprintf(w, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", x0, y, x0+plotW, y)
+			fmt.Fprintf(w, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, strconv.FormatFloat(t, 'g', -1, 64))
+		}
+		for s, r := range results {
+			for i := range 3 {
+				var pts []string
+				for _, c := range r.Contended {
+					if v := plot.f(c)[i]; v > 0 {
+						pts = append(pts, fmt.Sprintf("%.1f,%.1f", xs.at(float64(c.N)), ys.at(v)))
+					}
+				}
+				fmt.Fprintf(w, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s"/>`+"\n",
+					strings.Join(pts, " "), colors[i], dash(s))
+				for _, pt := range pts {
+					x, y, _ := strings.Cut(pt, ",")
+					fmt.Fprintf(w, `<circle cx="%s" cy="%s" r="3" fill="%s"/>`+"\n", x, y, colors[i])
+				}
+			}
+		}
+	}
+	for s, r := range results {
+		for i, name := range r.Names {
+			x := marginL + i*230
+			y := marginT + plotH + 60 + s*22
+			fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="%s"/>`+"\n",
+				x, y-4, x+30, y-4, colors[i], dash(s))
+			fmt.Fprintf(w, `<text x="%d" y="%d">%s %s</text>`+"\n", x+36, y, r.Server, name)
+		}
+	}
+	fmt.Fprintln(w, "</svg>")
+}
+
+// dash tells the servers apart: solid lines for the first, dashes for
+// the second.
+func dash(server int) string {
+	if server == 0 {
+		return "none"
+	}
+	return "6 4"
+}
+
+// axis maps values to pixels on a logarithmic scale whose ends are whole
+// powers of base around the values.
+type axis struct {
+	base     float64
+	lo, hi   float64 // exponents
+	from, to int     // pixels
+}
+
+func newAxis[T int | float64](values []T, from, to int, base float64) axis {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range values {
+		if v > 0 {
+			e := math.Log(float64(v)) / math.Log(base)
+			lo, hi = min(lo, math.Floor(e)), max(hi, math.Ceil(e))
+		}
+	}
+	if lo >= hi {
+		lo, hi = 0, 1
+	}
+	return axis{base: base, lo: lo, hi: hi, from: from, to: to}
+}
+
+func (a axis) at(v float64) float64 {
+	e := math.Log(v) / math.Log(a.base)
+	return float64(a.from) + (e-a.lo)/(a.hi-a.lo)*float64(a.to-a.from)
+}
+
+func (a axis) ticks() []float64 {
+	var t []float64
+	for e := a.lo; e <= a.hi; e++ {
+		t = append(t, math.Pow(a.base, e))
+	}
+	return t
+}

@@ -45,4 +45,11 @@ var (
 	// ErrSessionClosed is returned, before any server call, by a recipe
 	// whose session was closed by its owner.
 	ErrSessionClosed = errors.New("turnstile: session closed")
+
+	// ErrNotAuthorized is returned when the server refuses a request for
+	// want of credentials or of permission on the name: a ZooKeeper ACL
+	// without the session's identity, an etcd user without a role on
+	// the key prefix, or credentials the server rejects. The server's
+	// own error is wrapped too. The credentials never appear in it.
+	ErrNotAuthorized = errors.New("turnstile: not authorized")
 )

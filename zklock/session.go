@@ -32,6 +32,7 @@ type options struct {
 	auth    []auth
 	log     *slog.Logger
 	dialer  zk.Dialer
+	err     error // an option that cannot work
 }
 
 type auth struct {
@@ -45,18 +46,46 @@ func WithSessionTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
 
-// WithACL sets the ACL of the nodes the session creates, lock parents
-// and contenders alike. The default is ZooKeeper's open ACL
-// (zk.WorldACL(zk.PermAll)); zk.AuthACL(zk.PermAll) with WithDigestAuth
-// limits a lock directory to clients with the same credentials.
+// WithACL sets the ACL of the nodes the session creates: contenders, and
+// the lock directory (the znode name) with whichever of its ancestors
+// are missing. Existing nodes keep their ACLs, and the session needs
+// CREATE only on the nearest existing ancestor, so an operator may hand a
+// team a subtree of its own. The default is ZooKeeper's open ACL,
+// zk.WorldACL(zk.PermAll): anyone who can reach the servers may join,
+// and delete any contender.
+//
+// ZooKeeper checks a create and a delete against the parent's ACL, so the
+// lock directory's ACL decides who may queue and who may remove a
+// contender: it must grant READ, CREATE and DELETE to every client of the
+// name. A contender's own ACL guards its data (an election candidate's
+// id, which every observer reads). zk.AuthACL(zk.PermAll) with
+// WithDigestAuth (Connect refuses it without) limits both to clients
+// with the same credentials;
+// zk.DigestACL gives several users access. Every client of a name must
+// use the same ACL: the server removes an empty directory, and the next
+// client to use the name creates it again with its own.
+//
+// The ACL keeps out clients without credentials; it cannot tell one
+// authorised client from another, any of which may delete the others'
+// contenders. Fencing tokens protect the resource against that too.
 func WithACL(acl ...zk.ACL) Option {
 	return func(o *options) { o.acl = acl }
 }
 
-// WithDigestAuth adds digest credentials ("user", "password") to the
-// session, sent again on every reconnection.
+// WithDigestAuth adds digest credentials to the session, sent again on
+// every reconnection, before any other request. ZooKeeper accepts any
+// digest credentials: wrong ones are only refused access, by the ACLs
+// that name the right ones, with an error matching
+// turnstile.ErrNotAuthorized. A user containing ':' makes Connect and
+// NewSession fail, since ZooKeeper would split the credentials there.
+// The password appears in no error and no log.
 func WithDigestAuth(user, password string) Option {
-	return func(o *options) { o.auth = append(o.auth, auth{"digest", []byte(user + ":" + password)}) }
+	return func(o *options) {
+		if strings.Contains(user, ":") {
+			o.err = fmt.Errorf("zklock: digest user %q contains ':'", user)
+		}
+		o.auth = append(o.auth, auth{"digest", []byte(user + ":" + password)})
+	}
 }
 
 // WithLogger sets where the session and its ZooKeeper client log. The
@@ -104,6 +133,13 @@ func Connect(servers []string, opts ...Option) (*Session, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	if len(o.auth) == 0 && slices.ContainsFunc(o.acl, func(a zk.ACL) bool { return a.Scheme == "auth" }) {
+		// The server would refuse every create as an invalid ACL.
+		return nil, errors.New(`zklock: connect: the ACL scheme "auth" stands for the session's credentials, and there are none (WithDigestAuth)`)
+	}
 	s := newSession(o)
 	dial := o.dialer
 	// The client drops events when its channel is full, and watch events
@@ -140,6 +176,10 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 	o := options{timeout: DefaultSessionTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.err != nil {
+		conn.Close()
+		return nil, o.err
 	}
 	// The client's SetLogger races with its own goroutines, so the
 	// connection keeps the logger it was opened with.
@@ -196,7 +236,7 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 				granted = granted || ev.State == zk.StateHasSession
 				if ev.State == zk.StateAuthFailed {
 					conn.Close()
-					return fmt.Errorf("zklock: connect: %w", zk.ErrAuthFailed)
+					return fmt.Errorf("zklock: connect: %w", refused(zk.ErrAuthFailed))
 				}
 			}
 		case <-ready.C:
@@ -208,7 +248,7 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 	for _, a := range o.auth {
 		if err := conn.AddAuth(a.scheme, a.cred); err != nil {
 			conn.Close()
-			return fmt.Errorf("zklock: authenticate (%s): %w", a.scheme, err)
+			return fmt.Errorf("zklock: authenticate (%s): %w", a.scheme, refused(err))
 		}
 	}
 	s.ending.Go(s.follow)
@@ -464,6 +504,15 @@ func (s *Session) wrap(err error) error {
 		return s.Err()
 	case errors.Is(err, zk.ErrClosing) && s.Err() != nil:
 		return s.Err()
+	}
+	return refused(err)
+}
+
+// refused marks the server's refusals for want of credentials or of
+// permission, keeping ZooKeeper's error for errors.Is.
+func refused(err error) error {
+	if errors.Is(err, zk.ErrNoAuth) || errors.Is(err, zk.ErrAuthFailed) {
+		return fmt.Errorf("%w: %w", turnstile.ErrNotAuthorized, err)
 	}
 	return err
 }

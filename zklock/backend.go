@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -149,20 +150,27 @@ func (s *Session) discard(name, id, path string, err error) {
 	}
 }
 
-// makeParents creates name and its ancestors as container nodes, which
-// the server deletes once their last child is gone.
+// makeParents creates name and whichever of its ancestors are missing as
+// container nodes, which the server deletes once their last child is
+// gone. It climbs from name only as far as the nearest existing
+// ancestor: ZooKeeper checks a create against the parent's ACL before it
+// looks whether the node exists, so creating an existing ancestor could
+// be refused where the session has no business (another team's part of
+// the tree). One request when only name is missing.
 func (s *Session) makeParents(ctx context.Context, name string) error {
-	for i := 1; i <= len(name); i++ {
-		if i < len(name) && name[i] != '/' {
-			continue
+	for {
+		_, err := call(ctx, s, func() (string, error) { return s.conn.CreateContainer(name, nil, zk.FlagContainer, s.acl) })
+		switch {
+		case err == nil || errors.Is(err, zk.ErrNodeExists):
+			return nil
+		case !errors.Is(err, zk.ErrNoNode):
+			return fmt.Errorf("zklock: create lock directory %s: %w", name, err)
 		}
-		p := name[:i]
-		_, err := call(ctx, s, func() (string, error) { return s.conn.CreateContainer(p, nil, zk.FlagContainer, s.acl) })
-		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return fmt.Errorf("zklock: create lock directory %s: %w", p, err)
+		// The root always exists, so a missing parent is not the root.
+		if err := s.makeParents(ctx, path.Dir(name)); err != nil {
+			return err
 		}
 	}
-	return nil
 }
 
 // Queue reads the children of name: one request.

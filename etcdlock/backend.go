@@ -240,7 +240,7 @@ func (s *Session) awaitDelete(ctx context.Context, own <-chan struct{}, c turnst
 				return false, nil
 			}
 			if err := resp.Err(); err != nil {
-				return false, fmt.Errorf("etcdlock: watch %s: %w", c.Key, err)
+				return false, fmt.Errorf("etcdlock: watch %s: %w", c.Key, refused(err))
 			}
 			if resp.Created && !created {
 				created = true
@@ -279,6 +279,18 @@ func (s *Session) errOr(ctx context.Context, err error) error {
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	return refused(err)
+}
+
+// refused marks the server's refusals for want of credentials or of
+// permission on a key, keeping etcd's error for errors.Is. A client
+// whose password no longer works is refused when it renews its token.
+func refused(err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrUserEmpty),
+		errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken):
+		return fmt.Errorf("%w: %w", turnstile.ErrNotAuthorized, err)
 	}
 	return err
 }
@@ -482,7 +494,7 @@ func repeat[T any](s *Session, write func(context.Context) (T, error)) (T, error
 			return v, cause // the lease takes any key the write made
 		}
 		if err == nil || !transient(err) || ctx.Err() != nil {
-			return v, err
+			return v, refused(err)
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):

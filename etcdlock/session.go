@@ -73,6 +73,15 @@ type Session struct {
 
 // NewSession grants a lease on cli (or takes the one WithLease names)
 // and keeps it alive until the session ends.
+//
+// On a cluster with authentication enabled the session acts as cli's
+// user, named by cli's password login or by its TLS client certificate;
+// the session never sees the credentials. Each name it uses needs read
+// and write permission on the keys under name + "/", as a role granted
+// readwrite on a prefix above it gives. A request the server refuses
+// fails at once with an error matching turnstile.ErrNotAuthorized.
+// Permission cannot tell one user of a prefix from another: any of them
+// may delete the others' keys, which fencing tokens guard against.
 func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	if cli == nil {
 		return nil, fmt.Errorf("etcdlock: %w: nil *clientv3.Client", turnstile.ErrNilSession)
@@ -86,7 +95,7 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	if o.lease == clientv3.NoLease {
 		resp, err := cli.Grant(ctx, int64(math.Ceil(o.ttl.Seconds())))
 		if err != nil {
-			return nil, fmt.Errorf("etcdlock: grant lease: %w", err)
+			return nil, fmt.Errorf("etcdlock: grant lease: %w", refused(err))
 		}
 		o.lease = resp.ID
 	}
@@ -95,7 +104,7 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	sent := time.Now()
 	resp, err := cli.KeepAliveOnce(ctx, o.lease)
 	if err != nil {
-		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, err)
+		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, refused(err))
 	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
 	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: recipe.NewEnding(), ctx: sctx, stop: stop}
@@ -194,7 +203,7 @@ func (s *Session) Close() error {
 	defer cancel()
 	_, err := s.cli.Revoke(ctx, s.lease)
 	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return fmt.Errorf("etcdlock: revoke lease %x: %w", s.lease, err)
+		return fmt.Errorf("etcdlock: revoke lease %x: %w", s.lease, refused(err))
 	}
 	return nil
 }

@@ -21,7 +21,11 @@ const startTimeout = 30 * time.Second
 // Start starts a member with its data in dir, on free loopback ports, and
 // returns it once it serves, with its client address (host:port). The
 // caller closes it, once: etcd panics on a second Close.
-func Start(dir string) (*embed.Etcd, string, error) {
+//
+// configure, if given, changes the configuration last, as a test does
+// that needs client TLS (cfg.ClientTLSInfo, which makes the client URL
+// https) or other server settings.
+func Start(dir string, configure ...func(*embed.Config)) (*embed.Etcd, string, error) {
 	ports, err := ports.Free(2)
 	if err != nil {
 		return nil, "", err
@@ -45,6 +49,14 @@ func Start(dir string) (*embed.Etcd, string, error) {
 	// The data is thrown away afterwards; fsync only costs time.
 	cfg.UnsafeNoFsync = true
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	for _, c := range configure {
+		c(cfg)
+	}
+	if !cfg.ClientTLSInfo.Empty() {
+		clientURL.Scheme = "https"
+		cfg.ListenClientUrls = []url.URL{clientURL}
+		cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	}
 
 	etcd, err := embed.StartEtcd(cfg)
 	if err != nil {

@@ -25,8 +25,9 @@ type Embedded struct {
 }
 
 // StartEmbedded starts a single member in the test process and closes it
-// when the test ends, whether it passed, failed or panicked.
-func StartEmbedded(tb testing.TB) *Embedded {
+// when the test ends, whether it passed, failed or panicked. configure
+// changes the server's configuration, as CA.Serve does.
+func StartEmbedded(tb testing.TB, configure ...func(*embed.Config)) *Embedded {
 	tb.Helper()
 	dir := tb.TempDir()
 	var err error
@@ -34,7 +35,7 @@ func StartEmbedded(tb testing.TB) *Embedded {
 	// them; a fresh set on the next attempt is the cure.
 	for attempt := range 3 {
 		var e *Embedded
-		e, err = startEmbedded(filepath.Join(dir, strconv.Itoa(attempt)))
+		e, err = startEmbedded(filepath.Join(dir, strconv.Itoa(attempt)), configure...)
 		if err == nil {
 			tb.Cleanup(e.Close)
 			return e
@@ -46,8 +47,8 @@ func StartEmbedded(tb testing.TB) *Embedded {
 	return nil
 }
 
-func startEmbedded(dir string) (*Embedded, error) {
-	etcd, endpoint, err := embedetcd.Start(dir)
+func startEmbedded(dir string, configure ...func(*embed.Config)) (*Embedded, error) {
+	etcd, endpoint, err := embedetcd.Start(dir, configure...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package turnstile
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -25,7 +26,7 @@ const MaxNameLen = 1024
 // ErrInvalidName.
 func ValidateName(name string) error {
 	if err := checkName(name); err != nil {
-		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, err)
+		return fmt.Errorf("%w %s: %s", ErrInvalidName, quote(name), err)
 	}
 	return nil
 }
@@ -82,7 +83,16 @@ func ValidateID(id string) error {
 		err = errors.New("control character")
 	}
 	if err != nil {
-		return fmt.Errorf("%w %q: %s", ErrInvalidID, id, err)
+		return fmt.Errorf("%w %s: %s", ErrInvalidID, quote(id), err)
 	}
 	return nil
+}
+
+// quote quotes input for an error, cut short: a caller may pass input as
+// large as it was given, and errors end up in logs.
+func quote(input string) string {
+	if len(input) > 64 {
+		return strconv.Quote(input[:64]) + "…"
+	}
+	return strconv.Quote(input)
 }

@@ -112,10 +112,7 @@ func (s *Sequencer) UnmarshalText(text []byte) error {
 func ParseSequencer(text string) (Sequencer, error) {
 	s, err := parseSequencer(text)
 	if err != nil {
-		if len(text) > 64 {
-			text = text[:64] + "…"
-		}
-		return Sequencer{}, fmt.Errorf("%w %q: %s", ErrInvalidSequencer, text, err)
+		return Sequencer{}, fmt.Errorf("%w %s: %s", ErrInvalidSequencer, quote(text), err)
 	}
 	return s, nil
 }

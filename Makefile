@@ -1,7 +1,8 @@
 # The one command behind the README's test instructions and CI:
 #   make test
 # installs what the tests need (ZooKeeper, from Debian's packages, when it
-# is missing) and runs vet and the whole suite with the race detector.
+# is missing) and runs vet and the whole suite with the race detector,
+# then each fuzz target for a few seconds.
 # etcd needs no install: the tests build it from its Go module.
 
 ZK_JAR := /usr/share/java/zookeeper.jar
@@ -11,6 +12,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test: deps
 	go vet ./...
 	go test -race -count=1 ./...
+	go test -run XXX -fuzz FuzzValidateName -fuzztime 5s .
+	go test -run XXX -fuzz FuzzParseSequencer -fuzztime 5s .
 
 deps:
 	@if [ ! -f $(ZK_JAR) ] || ! command -v java >/dev/null; then \

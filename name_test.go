@@ -2,8 +2,11 @@ package turnstile_test
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/turnstile-go/turnstile"
 )
@@ -41,4 +44,38 @@ func TestValidateID(t *testing.T) {
 			t.Errorf("ValidateID(%q) = %v, want ErrInvalidID", id, err)
 		}
 	}
+}
+
+// FuzzValidateName checks that every input gets a verdict without panic,
+// that a refusal matches ErrInvalidName and quotes a bounded part of the
+// input, and that an accepted name is a canonical absolute path that a
+// Sequencer carries to a resource and back unchanged.
+func FuzzValidateName(f *testing.F) {
+	for _, seed := range []string{
+		"/locks/orders", "/ünïcode/名前", "/jobs/nightly run:eu/50%", "/zookeeper2",
+		"", "/", "locks", "/locks/", "/a//b", "/a/./b", "/a/../b", "/a\x00b", "/a\x7f", "/\ufff5",
+		"/zookeeper/quota", "/bad\xffutf8", "/" + strings.Repeat("a", turnstile.MaxNameLen),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := turnstile.ValidateName(name)
+		if err != nil {
+			if !errors.Is(err, turnstile.ErrInvalidName) {
+				t.Fatalf("ValidateName(%q) = %v, not ErrInvalidName", name, err)
+			}
+			if len(err.Error()) > 512 {
+				t.Fatalf("ValidateName: an error of %d bytes", len(err.Error()))
+			}
+			return
+		}
+		if len(name) > turnstile.MaxNameLen || !utf8.ValidString(name) || path.Clean(name) != name || name == "/" ||
+			strings.HasPrefix(name+"/", "/zookeeper/") || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+			t.Fatalf("ValidateName accepted %q", name)
+		}
+		seq := turnstile.Sequencer{Name: name, Mode: turnstile.Exclusive, Token: 1, Key: name + "/lock-0000000001"}
+		if got, err := turnstile.ParseSequencer(seq.String()); err != nil || got != seq {
+			t.Fatalf("a hold on %q reads back as %+v, %v", name, got, err)
+		}
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/turnstile-go/turnstile/internal/etcdtest"
 	"github.com/turnstile-go/turnstile/internal/locktest"
 	"github.com/turnstile-go/turnstile/internal/proxy"
+	"github.com/turnstile-go/turnstile/internal/syncbuf"
 )
 
 // One embedded member serves every test that does not break it; each
@@ -268,7 +269,7 @@ func TestLostPutReply(t *testing.T) {
 	p, err := proxy.Start(c.Member(0).Endpoint())
 	require.NoError(t, err)
 	defer p.Close()
-	var log lockedBuffer
+	var log syncbuf.Buffer
 	s := session(t, etcdtest.NewClient(t, p.Addr()), etcdlock.WithTTL(30*time.Second),
 		etcdlock.WithLogger(slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	name := locktest.Name()
@@ -292,23 +293,6 @@ func TestLostPutReply(t *testing.T) {
 	require.NoError(t, s.Close()) // while the proxy still runs
 	t.Logf("the server applied the lost put, and the retry found it: %v",
 		strings.Contains(log.String(), "found its key after a lost reply"))
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // A holder whose own-key watch breaks, and comes back after the server

@@ -1,7 +1,6 @@
 package zklock_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/locktest"
 	"github.com/turnstile-go/turnstile/internal/proxy"
+	"github.com/turnstile-go/turnstile/internal/syncbuf"
 	"github.com/turnstile-go/turnstile/internal/testenv"
 	"github.com/turnstile-go/turnstile/internal/zktest"
 	"github.com/turnstile-go/turnstile/zklock"
@@ -297,10 +297,9 @@ func TestLostCreateReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	var log bytes.Buffer
-	var logMu sync.Mutex
+	var log syncbuf.Buffer
 	s, err := zklock.Connect([]string{p.Addr()}, zklock.WithSessionTimeout(10*time.Second),
-		zklock.WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&logMu, &log}, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		zklock.WithLogger(slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,26 +334,13 @@ func TestLostCreateReply(t *testing.T) {
 	if q := e.Queued(t, name); q != 1 {
 		t.Errorf("%d nodes for one Lock call, want 1", q)
 	}
-	logMu.Lock()
 	recovered := strings.Contains(log.String(), "found its node after a lost reply")
-	logMu.Unlock()
 	if !recovered {
 		t.Errorf("the lost reply was not recovered by lookup; log:\n%s", log.String())
 	}
 	if err := m.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 func TestPartition(t *testing.T) {

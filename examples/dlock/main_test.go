@@ -18,31 +18,26 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/syncbuf"
 )
 
 var endpoint string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "dlock-etcd")
+	addr, stop, err := embedetcd.StartTemp()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	server, addr, err := embedetcd.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "embedded etcd:", err)
-		os.Exit(1)
-	}
 	endpoint = addr
 	code := m.Run()
-	server.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
 }
 
 // dlock runs the example with args after -etcd and a fresh name.
 func dlock(t *testing.T, name string, args ...string) (string, error) {
-	var out syncBuilder
+	var out syncbuf.Buffer
 	err := run(context.Background(), &out, append([]string{"-etcd", endpoint, "-name", name, "-ttl", "2s"}, args...))
 	return out.String(), err
 }
@@ -179,7 +174,7 @@ func TestBadUsage(t *testing.T) {
 		if args[0] == "-name" && (os.Getenv("ETCD_ENDPOINTS") != "" || os.Getenv("ZK_SERVERS") != "") {
 			continue
 		}
-		if err := run(context.Background(), &syncBuilder{}, args); err == nil {
+		if err := run(context.Background(), &syncbuf.Buffer{}, args); err == nil {
 			t.Errorf("run %q: no error", args)
 		}
 	}
@@ -195,21 +190,4 @@ func waitFile(t *testing.T, path string) {
 			t.Fatalf("%s never appeared", path)
 		}
 	}
-}
-
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

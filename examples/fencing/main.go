@@ -82,16 +82,11 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 	case *etcdAddr != "":
 		svc = service{what: "etcd at " + *etcdAddr, open: openEtcd, addr: strings.Split(*etcdAddr, ",")[0]}
 	default:
-		dir, err := os.MkdirTemp("", "fencing-etcd")
+		addr, stop, err := embedetcd.StartTemp()
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		server, addr, err := embedetcd.Start(dir)
-		if err != nil {
-			return fmt.Errorf("starting an embedded etcd: %w", err)
-		}
-		defer server.Close()
+		defer stop()
 		svc = service{what: "an etcd started in this process (" + addr + ")", open: openEtcd, addr: addr}
 	}
 	out.printf("lock %s on %s; sessions live %v", *name, svc.what, lifetime)

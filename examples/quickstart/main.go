@@ -124,17 +124,12 @@ func connect(etcdAddr, zkAddr string, out io.Writer) (func(string) (mutex, error
 
 	backend := "etcd at " + etcdAddr
 	if etcdAddr == "" {
-		dir, err := os.MkdirTemp("", "quickstart-etcd")
-		if err != nil {
-			return nil, "", nil, err
-		}
-		closers = append(closers, func() { os.RemoveAll(dir) })
-		server, addr, err := embedetcd.Start(dir)
+		addr, stop, err := embedetcd.StartTemp()
 		if err != nil {
 			closeAll()
-			return nil, "", nil, fmt.Errorf("starting an embedded etcd: %w", err)
+			return nil, "", nil, err
 		}
-		closers = append(closers, server.Close)
+		closers = append(closers, stop)
 		etcdAddr, backend = addr, "an etcd started in this process ("+addr+")"
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(etcdAddr, ","), DialTimeout: 5 * time.Second})

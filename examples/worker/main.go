@@ -26,6 +26,7 @@ import (
 	"github.com/turnstile-go/turnstile/etcdlock"
 	"github.com/turnstile-go/turnstile/internal/backends"
 	"github.com/turnstile-go/turnstile/internal/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/syncbuf"
 )
 
 func main() {
@@ -88,17 +89,12 @@ func work(ctx context.Context, out io.Writer, id string, term int64) error {
 // revoking its lease, as a killed process would, and the next copy takes
 // over once the lease has expired. The demo ends once that one has worked.
 func demo(ctx context.Context, w io.Writer, name string) error {
-	out := &lockedWriter{w: w} // three workers print
-	dir, err := os.MkdirTemp("", "worker-etcd")
+	out := &syncbuf.Writer{W: w} // three workers print
+	addr, stop, err := embedetcd.StartTemp()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	server, addr, err := embedetcd.Start(dir)
-	if err != nil {
-		return fmt.Errorf("starting an embedded etcd: %w", err)
-	}
-	defer server.Close()
+	defer stop()
 	fmt.Fprintf(out, "three workers campaign for %s on an etcd started in this process (%s)\n", name, addr)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -162,15 +158,4 @@ func demo(ctx context.Context, w io.Writer, name string) error {
 	}
 	fmt.Fprintf(out, "done: leadership passed from term %d to term %d\n", terms[0], terms[1])
 	return nil
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -5,10 +5,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/turnstile-go/turnstile/internal/syncbuf"
 	"github.com/turnstile-go/turnstile/internal/zktest"
 )
 
@@ -46,7 +46,7 @@ func TestDemo(t *testing.T) {
 // One copy on ZooKeeper leads, works, and stops when told to.
 func TestZooKeeper(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuilder{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, out, []string{"-zk", strings.Join(zktest.Start(t).Servers(), ","), "-id", "copy-1"})
@@ -65,21 +65,4 @@ func TestZooKeeper(t *testing.T) {
 	if !strings.Contains(out.String(), "copy-1 stops working") {
 		t.Errorf("the copy did not stop working:\n%s", out.String())
 	}
-}
-
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

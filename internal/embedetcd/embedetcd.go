@@ -6,6 +6,7 @@ package embedetcd
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -73,4 +74,20 @@ func Start(dir string, configure ...func(*embed.Config)) (*embed.Etcd, string, e
 		return nil, "", err
 	}
 	return etcd, clientURL.Host, nil
+}
+
+// StartTemp starts a member with its data in a new temporary directory,
+// for a program that needs a server for as long as it runs. stop closes
+// the member and removes its data.
+func StartTemp() (addr string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "turnstile-etcd")
+	if err != nil {
+		return "", nil, err
+	}
+	server, addr, err := Start(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("starting an embedded etcd: %w", err)
+	}
+	return addr, func() { server.Close(); os.RemoveAll(dir) }, nil
 }

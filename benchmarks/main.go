@@ -142,7 +142,8 @@ func run(ctx context.Context, o bench.Options, servers []string, chart string) e
 	return f.Close()
 }
 
-// launch starts a server with its data under dir.
+// launch starts a server: ZooKeeper with its data under dir, etcd in this
+// process with its data in a temporary directory of its own.
 func launch(ctx context.Context, name, dir string) (*bench.Server, func(), error) {
 	switch name {
 	case "zookeeper":
@@ -157,20 +158,16 @@ func launch(ctx context.Context, name, dir string) (*bench.Server, func(), error
 		}
 		return srv, c.Stop, nil
 	case "etcd":
-		sub, err := os.MkdirTemp(dir, "etcd")
-		if err != nil {
-			return nil, nil, err
-		}
-		e, endpoint, err := embedetcd.Start(sub)
+		endpoint, stop, err := embedetcd.StartTemp()
 		if err != nil {
 			return nil, nil, err
 		}
 		srv, err := bench.Etcd(endpoint)
 		if err != nil {
-			e.Close()
+			stop()
 			return nil, nil, err
 		}
-		return srv, e.Close, nil
+		return srv, stop, nil
 	}
 	return nil, nil, fmt.Errorf("no server %q: zookeeper or etcd", name)
 }

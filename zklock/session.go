@@ -251,6 +251,7 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 			return fmt.Errorf("zklock: authenticate (%s): %w", a.scheme, refused(err))
 		}
 	}
+	s.events.kick() // what start read, follow takes
 	s.ending.Go(s.follow)
 	return nil
 }
@@ -318,19 +319,26 @@ func (q *eventQueue) take() []zk.Event {
 	return evs
 }
 
-// peek returns the events queued so far and leaves them for take,
-// signalling again if there are any.
+// peek returns the events queued so far and leaves them for take. It
+// does not signal again, or a reader waiting for the next event would
+// spin; the caller signals with kick when it hands the queue on.
 func (q *eventQueue) peek() []zk.Event {
 	q.mu.Lock()
-	evs := slices.Clone(q.evs)
+	defer q.mu.Unlock()
+	return slices.Clone(q.evs)
+}
+
+// kick signals if events are queued, for the next reader to take them.
+func (q *eventQueue) kick() {
+	q.mu.Lock()
+	queued := len(q.evs) > 0
 	q.mu.Unlock()
-	if len(evs) > 0 {
+	if queued {
 		select {
 		case q.signal <- struct{}{}:
 		default:
 		}
 	}
-	return evs
 }
 
 // untilExpiry is how long a disconnected session may still be alive on

@@ -26,13 +26,10 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/turnstile-go/turnstile"
-	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/backends"
 	"github.com/turnstile-go/turnstile/internal/embedetcd"
 	"github.com/turnstile-go/turnstile/internal/proxy"
-	"github.com/turnstile-go/turnstile/zklock"
 )
 
 func main() {
@@ -48,22 +45,30 @@ const lifetime = 2 * time.Second
 // header carries a hold's sequencer to the storage.
 const header = "Turnstile-Sequencer"
 
-// A locker is what the scenario needs of a zklock or etcdlock Mutex.
-type locker interface {
-	Lock(ctx context.Context) error
-	Unlock(ctx context.Context) error
-	Sequencer() turnstile.Sequencer
-	Lost() <-chan struct{}
-}
-
-// A service opens sessions on the coordination service.
+// A service is where the clients hold the lock: the first server of
+// ZooKeeper or etcd, which a proxy can stand in front of.
 type service struct {
 	what string
-	// open returns a mutex on a session of its own, the session's
-	// validity check, and a close function. A client opened through a
-	// proxy reaches the service through it only.
-	open func(addr, name string) (locker, func(context.Context, turnstile.Sequencer) error, func(), error)
-	addr string // the first server, which a proxy forwards to
+	zk   bool
+	addr string
+}
+
+// open opens a session of its own on the service at addr (the server
+// or a proxy to it), and returns a mutex on name, the session's validity
+// check, and how to close it all.
+func (svc service) open(addr, name string) (backends.Mutex, func(context.Context, turnstile.Sequencer) error, func(), error) {
+	etcdAddr, zkAddr := addr, ""
+	if svc.zk {
+		etcdAddr, zkAddr = "", addr
+	}
+	s, closeAll, err := backends.Open(etcdAddr, zkAddr, lifetime)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	check := s.(interface {
+		Check(context.Context, turnstile.Sequencer) error
+	}).Check
+	return backends.NewMutex(s, name), check, closeAll, nil
 }
 
 func run(ctx context.Context, w io.Writer, args []string) error {
@@ -78,16 +83,16 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 	var svc service
 	switch {
 	case *zkAddr != "":
-		svc = service{what: "ZooKeeper at " + *zkAddr, open: openZK, addr: strings.Split(*zkAddr, ",")[0]}
+		svc = service{what: "ZooKeeper at " + *zkAddr, zk: true, addr: strings.Split(*zkAddr, ",")[0]}
 	case *etcdAddr != "":
-		svc = service{what: "etcd at " + *etcdAddr, open: openEtcd, addr: strings.Split(*etcdAddr, ",")[0]}
+		svc = service{what: "etcd at " + *etcdAddr, addr: strings.Split(*etcdAddr, ",")[0]}
 	default:
 		addr, stop, err := embedetcd.StartTemp()
 		if err != nil {
 			return err
 		}
 		defer stop()
-		svc = service{what: "an etcd started in this process (" + addr + ")", open: openEtcd, addr: addr}
+		svc = service{what: "an etcd started in this process (" + addr + ")", addr: addr}
 	}
 	out.printf("lock %s on %s; sessions live %v", *name, svc.what, lifetime)
 	return scenario(ctx, out, svc, *name)
@@ -243,27 +248,6 @@ func (s *storage) value() string {
 }
 
 func (s *storage) close() { s.srv.Close() }
-
-func openEtcd(addr, name string) (locker, func(context.Context, turnstile.Sequencer) error, func(), error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	s, err := etcdlock.NewSession(cli, etcdlock.WithTTL(lifetime))
-	if err != nil {
-		cli.Close()
-		return nil, nil, nil, err
-	}
-	return etcdlock.NewMutex(s, name), s.Check, func() { s.Close(); cli.Close() }, nil
-}
-
-func openZK(addr, name string) (locker, func(context.Context, turnstile.Sequencer) error, func(), error) {
-	s, err := zklock.Connect([]string{addr}, zklock.WithSessionTimeout(lifetime))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return zklock.NewMutex(s, name), s.Check, func() { s.Close() }, nil
-}
 
 // timeline prints lines stamped with the time since the start, from
 // several goroutines.

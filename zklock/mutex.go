@@ -3,7 +3,11 @@
 //
 // A lock named /locks/orders is the znode /locks/orders (a container,
 // removed by the server once empty); each contender is an ephemeral
-// sequential child of it, visible with `zkCli ls /locks/orders`.
+// sequential child of it, visible with `zkCli ls /locks/orders`. Each
+// contender is created in one transaction with an empty write of the lock
+// znode's data, which tells the new node's czxid, the fencing token,
+// without a request of its own: the lock znode's data version counts
+// contenders, and data watches on it fire for each.
 package zklock
 
 import (

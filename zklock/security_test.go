@@ -157,6 +157,38 @@ func TestOwnSubtree(t *testing.T) {
 	require.ErrorIs(t, err, zk.ErrNoAuth, "the team created outside its subtree")
 }
 
+// A team may be allowed to queue in a lock directory without the right
+// to write the directory itself, which a Lock does to learn its token in
+// the create's own request: it then reads the token apart, and it is
+// still the node's czxid.
+func TestDirectoryNotWritable(t *testing.T) {
+	ctx := context.Background()
+	top := freshTop()
+	op, _, err := zk.Connect(server(t).Servers(), 10*time.Second, zk.WithLogger(zktest.Logger(t)))
+	require.NoError(t, err)
+	t.Cleanup(op.Close)
+	require.NoError(t, op.AddAuth("digest", []byte("operator:operator-pw")))
+	queueOnly := append(zk.DigestACL(zk.PermCreate|zk.PermDelete|zk.PermRead, "alice", alicePassword),
+		zk.DigestACL(zk.PermAll, "operator", "operator-pw")...)
+	_, err = op.Create(top, nil, 0, queueOnly)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = op.Delete(top, -1) })
+
+	s := alice(t)
+	m := zklock.NewMutex(s, top)
+	for range 2 {
+		require.NoError(t, m.Lock(ctx))
+		_, st, err := s.Conn().Exists(m.Sequencer().Key)
+		require.NoError(t, err)
+		require.Equal(t, st.Czxid, m.Token())
+		require.NoError(t, s.Check(ctx, m.Sequencer()))
+		require.NoError(t, m.Unlock(ctx))
+	}
+	_, st, err := op.Exists(top)
+	require.NoError(t, err)
+	require.Zero(t, st.Version, "the directory was written")
+}
+
 // Credentials that ZooKeeper would split otherwise than meant are
 // refused before any connection, and the password is not repeated.
 func TestBadCredentials(t *testing.T) {

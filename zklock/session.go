@@ -123,7 +123,8 @@ type Session struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
-	holds sync.Map // a held node's path to its *hold
+	holds         sync.Map // a held node's path to its *hold
+	parentRefused sync.Map // names whose node this session may not write
 }
 
 // Connect opens a session on the ZooKeeper ensemble at servers

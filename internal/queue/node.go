@@ -41,14 +41,24 @@ func Node(kind turnstile.Kind, id string) string {
 // else under a name, which the recipes ignore rather than refuse: an
 // operator's or another program's entry must not stop a queue.
 func ParseNode(seg string) (kind turnstile.Kind, id string, ok bool) {
-	word, id, found := strings.Cut(seg, "-")
-	if !found || len(id) != idLen || strings.Trim(id, "0123456789abcdef") != "" {
+	word, id, _ := strings.Cut(seg, "-")
+	return parse(word, id)
+}
+
+// parse reads a contender's kind word and id.
+func parse(word, id string) (turnstile.Kind, string, bool) {
+	if len(id) != idLen || strings.Trim(id, "0123456789abcdef") != "" {
 		return 0, "", false
 	}
-	for k, w := range words {
-		if word == w {
-			return k, id, true
-		}
+	// A switch rather than a lookup in words: a queue read parses every
+	// contender's name, and ranging over a map cost more than the rest.
+	switch word {
+	case words[turnstile.Exclusive]:
+		return turnstile.Exclusive, id, true
+	case words[turnstile.Shared]:
+		return turnstile.Shared, id, true
+	case words[turnstile.Candidate]:
+		return turnstile.Candidate, id, true
 	}
 	return 0, "", false
 }
@@ -67,7 +77,7 @@ func ParseZNode(child string) (kind turnstile.Kind, id string, seq int64, ok boo
 	if err != nil {
 		return 0, "", 0, false
 	}
-	kind, id, ok = ParseNode(word + "-" + rest[:idLen])
+	kind, id, ok = parse(word, rest[:idLen])
 	return kind, id, int64(uint32(int32(n))), ok
 }
 
@@ -76,7 +86,24 @@ func ParseZNode(child string) (kind turnstile.Kind, id string, seq int64, ok boo
 // which is right across the counter's wrap because the contenders alive
 // at once span far fewer than 2^31 creations.
 func SortZNodes(cs []turnstile.Contender) {
-	slices.SortStableFunc(cs, func(a, b turnstile.Contender) int {
-		return int(int32(uint32(a.Seq) - uint32(b.Seq)))
-	})
+	if len(cs) < 2 {
+		return
+	}
+	// A queue read sorts every contender, twice per hand-off in a long
+	// queue: sorting the contenders themselves, 56-byte values, through
+	// a comparison function took longer than the rest of the read's
+	// client work. So each becomes one integer, its distance from the
+	// first's sequence number above the lower 32 bits and its index in
+	// them, and the integers are sorted.
+	keys := make([]uint64, len(cs))
+	for i, c := range cs {
+		distance := int32(uint32(c.Seq) - uint32(cs[0].Seq))
+		keys[i] = uint64(uint32(distance)+1<<31)<<32 | uint64(i)
+	}
+	slices.Sort(keys)
+	sorted := make([]turnstile.Contender, len(cs))
+	for i, k := range keys {
+		sorted[i] = cs[uint32(k)]
+	}
+	copy(cs, sorted)
 }

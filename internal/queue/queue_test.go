@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -214,5 +215,25 @@ func TestZNodeQueue(t *testing.T) {
 				t.Fatalf("Decide: %+v %v", d, err)
 			}
 		})
+	}
+}
+
+// Contenders created in a row, from any point of the counter (across
+// either wrap among them), come out in creation order from any shuffle.
+func TestSortZNodesShuffled(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, base := range []uint32{0, 1<<31 - 100, 1<<32 - 100, r.Uint32(), r.Uint32()} {
+		n := 1 + r.IntN(300)
+		cs := make([]turnstile.Contender, n)
+		for i := range cs {
+			cs[i] = turnstile.Contender{Key: fmt.Sprint(i), Seq: int64(base + uint32(i)*3)}
+		}
+		r.Shuffle(n, func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
+		SortZNodes(cs)
+		for i, c := range cs {
+			if c.Key != fmt.Sprint(i) {
+				t.Fatalf("from %d: position %d holds contender %s", base, i, c.Key)
+			}
+		}
 	}
 }

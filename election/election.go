@@ -255,9 +255,11 @@ const resignTimeout = 5 * time.Second
 // returns an error while leading, with that error, after resigning (so
 // to stop for good, return an error from work; to give others a turn,
 // return nil); and when the session ends, with an error matching
-// turnstile.ErrLost or turnstile.ErrSessionClosed. A panic in work
-// resigns before it goes on up the stack. Campaigns that fail while the
-// server is unreachable are retried.
+// turnstile.ErrLost or turnstile.ErrSessionClosed; and when the server
+// refuses the session the right to campaign, with an error matching
+// turnstile.ErrNotAuthorized, which no retry would change. A panic in
+// work resigns before it goes on up the stack. Campaigns that fail while
+// the server is unreachable are retried.
 func Run(ctx context.Context, s turnstile.Backend, name, id string, work func(ctx context.Context, token int64) error) error {
 	e := New(s, name, id)
 	if e.err != nil {
@@ -271,7 +273,7 @@ func Run(ctx context.Context, s turnstile.Backend, name, id string, work func(ct
 				e.resign(ctx)
 			}
 			return ctx.Err()
-		case err != nil && recipe.Closed(s.Done()):
+		case err != nil && (recipe.Closed(s.Done()) || errors.Is(err, turnstile.ErrNotAuthorized)):
 			return err
 		case err != nil:
 			select {
@@ -323,7 +325,8 @@ func (e *Election) resign(ctx context.Context) {
 	defer context.AfterFunc(ctx, func() { time.AfterFunc(resignTimeout, cancel) })()
 	for pause := minPause; ; pause = min(2*pause, maxPause) {
 		err := e.Resign(rctx)
-		if err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrNotHeld) || recipe.Closed(e.b.Done()) {
+		if err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrNotHeld) ||
+			errors.Is(err, turnstile.ErrNotAuthorized) || recipe.Closed(e.b.Done()) {
 			return
 		}
 		select {

@@ -5,16 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/require"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
 	"github.com/turnstile-go/turnstile/internal/locktest"
 	"github.com/turnstile-go/turnstile/internal/servicetest"
+	"github.com/turnstile-go/turnstile/zklock"
 )
 
 func TestMain(m *testing.M) { os.Exit(servicetest.Main(m, &endpoints)) }
@@ -391,4 +394,25 @@ func TestSequencer(t *testing.T) {
 		require.Zero(t, e.Sequencer())
 		require.ErrorIs(t, check.Check(ctx, seq), turnstile.ErrStaleToken)
 	})
+}
+
+// A session the server will never let campaign makes Run return the
+// refusal at once instead of retrying it for ever.
+func TestRunRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := servicetest.ZooKeeper(t).Session(t).(*zklock.Session)
+	top := strings.Replace(locktest.Name(), "/turnstile-test/", "/turnstile-readonly-", 1)
+	_, err := s.Conn().Create(top, nil, 0, zk.WorldACL(zk.PermRead|zk.PermDelete))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Conn().Delete(top, -1) })
+
+	worked := false
+	err = election.Run(ctx, s, top+"/leader", "a", func(context.Context, int64) error {
+		worked = true
+		return nil
+	})
+	require.ErrorIs(t, err, turnstile.ErrNotAuthorized)
+	require.NoError(t, ctx.Err(), "Run retried the refusal until its context ended")
+	require.False(t, worked)
 }

@@ -296,6 +296,15 @@ func Each(t *testing.T, f func(t *testing.T, s *Service)) {
 	})
 }
 
+// ZooKeeper returns the shared ZooKeeper server, for a test of what only
+// ZooKeeper lets a test arrange (an ACL, with no credentials to set up).
+func ZooKeeper(t *testing.T) *Service {
+	if shared.zk == nil {
+		testenv.Unavailable(t, "zookeeper: %v", shared.zkErr)
+	}
+	return shared.zk
+}
+
 // EachCluster runs f as a subtest over a fresh ZooKeeper ensemble of n
 // nodes and over a fresh etcd cluster of n members, each server its own
 // process.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -396,8 +397,7 @@ func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
 			}
 			r.fault(kind)
 		case CutClient:
-			c := r.target(clients, kind)
-			if c.faulty.TryLock() {
+			if c := r.free(clients, kind); c != nil {
 				c.link.Cut()
 				time.Sleep(r.cfg.Lifetime + time.Second)
 				c.link.Restore()
@@ -423,6 +423,20 @@ func (r *run) target(clients []*client, kind string) *client {
 	r.mu.Unlock()
 	recipes := len(clients) / r.cfg.Clients
 	return clients[(n%recipes)*r.cfg.Clients+rand.IntN(r.cfg.Clients)]
+}
+
+// free is target for a fault that needs the client's link to itself: it
+// returns the first client, from target's on, that no other fault is
+// using, with its link taken, or nil if every client is busy. Taking
+// target's client or none left a short run with no such fault at all.
+func (r *run) free(clients []*client, kind string) *client {
+	first := slices.Index(clients, r.target(clients, kind))
+	for i := range clients {
+		if c := clients[(first+i)%len(clients)]; c.faulty.TryLock() {
+			return c
+		}
+	}
+	return nil
 }
 
 func (r *run) killLeader(ctx context.Context) {

@@ -133,18 +133,25 @@ func TestAuthorisedCanDelete(t *testing.T) {
 	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
 }
 
+// operator returns a connection with the operator's credentials, who
+// lays out the tree and its rights.
+func operator(t *testing.T) *zk.Conn {
+	op, _, err := zk.Connect(server(t).Servers(), 10*time.Second, zk.WithLogger(zktest.Logger(t)))
+	require.NoError(t, err)
+	t.Cleanup(op.Close)
+	require.NoError(t, op.AddAuth("digest", []byte("operator:operator-pw")))
+	return op
+}
+
 // An operator may keep the upper tree and give a team a subtree of its
 // own: the team's clients create their lock directories in it without
 // any right on the nodes above.
 func TestOwnSubtree(t *testing.T) {
 	ctx := context.Background()
 	top := freshTop()
-	op, _, err := zk.Connect(server(t).Servers(), 10*time.Second, zk.WithLogger(zktest.Logger(t)))
-	require.NoError(t, err)
-	t.Cleanup(op.Close)
-	require.NoError(t, op.AddAuth("digest", []byte("operator:operator-pw")))
+	op := operator(t)
 	opACL := append(zk.WorldACL(zk.PermRead), zk.DigestACL(zk.PermAll, "operator", "operator-pw")...)
-	_, err = op.Create(top, nil, 0, opACL)
+	_, err := op.Create(top, nil, 0, opACL)
 	require.NoError(t, err)
 	_, err = op.Create(top+"/team", nil, 0, teamACL)
 	require.NoError(t, err)
@@ -164,13 +171,10 @@ func TestOwnSubtree(t *testing.T) {
 func TestDirectoryNotWritable(t *testing.T) {
 	ctx := context.Background()
 	top := freshTop()
-	op, _, err := zk.Connect(server(t).Servers(), 10*time.Second, zk.WithLogger(zktest.Logger(t)))
-	require.NoError(t, err)
-	t.Cleanup(op.Close)
-	require.NoError(t, op.AddAuth("digest", []byte("operator:operator-pw")))
+	op := operator(t)
 	queueOnly := append(zk.DigestACL(zk.PermCreate|zk.PermDelete|zk.PermRead, "alice", alicePassword),
 		zk.DigestACL(zk.PermAll, "operator", "operator-pw")...)
-	_, err = op.Create(top, nil, 0, queueOnly)
+	_, err := op.Create(top, nil, 0, queueOnly)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = op.Delete(top, -1) })
 

@@ -6,7 +6,8 @@
 // sequential child of it, visible with `zkCli ls /locks/orders`. Each
 // contender is created in one transaction with an empty write of the lock
 // znode's data, which tells the new node's czxid, the fencing token,
-// without a request of its own: the lock znode's data version counts
+// without a request of its own. So the lock znode's data is turnstile's:
+// data stored there does not survive a Lock, its version counts
 // contenders, and data watches on it fire for each.
 package zklock
 

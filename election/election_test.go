@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -402,7 +401,7 @@ func TestRunRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s := servicetest.ZooKeeper(t).Session(t).(*zklock.Session)
-	top := strings.Replace(locktest.Name(), "/turnstile-test/", "/turnstile-readonly-", 1)
+	top := locktest.Top()
 	_, err := s.Conn().Create(top, nil, 0, zk.WorldACL(zk.PermRead|zk.PermDelete))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Conn().Delete(top, -1) })

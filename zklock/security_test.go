@@ -3,7 +3,6 @@ package zklock_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,12 +23,6 @@ const (
 )
 
 var teamACL = append(zk.DigestACL(zk.PermAll, "alice", alicePassword), zk.DigestACL(zk.PermAll, "carol", carolPassword)...)
-
-// freshTop returns a top-level path no other test uses, so that the
-// ACLs a test sets stay out of the other tests' way on the shared server.
-func freshTop() string {
-	return strings.Replace(locktest.Name(), "/turnstile-test/", "/turnstile-acl-", 1)
-}
 
 func alice(tb testing.TB, opts ...zklock.Option) *zklock.Session {
 	return connect(tb, server(tb), append([]zklock.Option{zklock.WithDigestAuth("alice", alicePassword), zklock.WithACL(teamACL...)}, opts...)...)
@@ -69,7 +62,7 @@ func team(tb testing.TB) locktest.Env {
 // learns so at once. The wrong password shows in no error and no log.
 func TestProtected(t *testing.T) {
 	ctx := context.Background()
-	top := freshTop()
+	top := locktest.Top()
 	name := top + "/locks/orders"
 	env := team(t)
 	secret := locktest.NewSecret(wrongPassword)
@@ -125,7 +118,7 @@ func TestProtected(t *testing.T) {
 // she lost her hold. Only fencing protects the resource from that.
 func TestAuthorisedCanDelete(t *testing.T) {
 	ctx := context.Background()
-	name := freshTop() + "/orders"
+	name := locktest.Top() + "/orders"
 	m := zklock.NewMutex(alice(t), name)
 	require.NoError(t, m.Lock(ctx))
 	require.NoError(t, carol(t).Conn().Delete(m.Sequencer().Key, -1))
@@ -148,7 +141,7 @@ func operator(t *testing.T) *zk.Conn {
 // any right on the nodes above.
 func TestOwnSubtree(t *testing.T) {
 	ctx := context.Background()
-	top := freshTop()
+	top := locktest.Top()
 	op := operator(t)
 	opACL := append(zk.WorldACL(zk.PermRead), zk.DigestACL(zk.PermAll, "operator", "operator-pw")...)
 	_, err := op.Create(top, nil, 0, opACL)
@@ -170,7 +163,7 @@ func TestOwnSubtree(t *testing.T) {
 // still the node's czxid.
 func TestDirectoryNotWritable(t *testing.T) {
 	ctx := context.Background()
-	top := freshTop()
+	top := locktest.Top()
 	op := operator(t)
 	queueOnly := append(zk.DigestACL(zk.PermCreate|zk.PermDelete|zk.PermRead, "alice", alicePassword),
 		zk.DigestACL(zk.PermAll, "operator", "operator-pw")...)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,6 +47,13 @@ func Name() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return "/turnstile-test/" + hex.EncodeToString(b[:])
+}
+
+// Top returns a fresh top-level path, for a test that sets ACLs: kept
+// out of Name's tree, they stay out of the other tests' way on a shared
+// server.
+func Top() string {
+	return strings.Replace(Name(), "/turnstile-test/", "/turnstile-top-", 1)
 }
 
 // Eventually polls cond until it holds or d passes: tests wait for server

@@ -129,6 +129,8 @@ type Session struct {
 
 // Connect opens a session on the ZooKeeper ensemble at servers
 // ("host:port" each) and waits until the server has granted it.
+// A server that has not answered a new connection within the session
+// timeout divided by len(servers) is left for the next one.
 func Connect(servers []string, opts ...Option) (*Session, error) {
 	o := options{timeout: DefaultSessionTimeout, dialer: net.DialTimeout}
 	for _, opt := range opts {
@@ -153,7 +155,7 @@ func Connect(servers []string, opts ...Option) (*Session, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &heardConn{Conn: c, s: s}, nil
+			return &heardConn{Conn: c, s: s, handshake: o.timeout / time.Duration(max(len(servers), 1))}, nil
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("zklock: connect: %w", err)
@@ -397,17 +399,45 @@ func (s *Session) Close() error {
 
 // heardConn records when a server last sent anything, which bounds when
 // the server last heard from the client (it answers every ping).
+//
+// It also bounds the wait for a server's first answer. The client allows
+// a handshake ten times its read timeout, several session timeouts, so a
+// member that accepts connections but does not answer them (one still
+// starting, or behind a dead link) would outlast the session, when other
+// members could have taken it over. Like ZooKeeper's Java client, it
+// gives each server a share of the session timeout.
 type heardConn struct {
 	net.Conn
-	s *Session
+	s         *Session
+	handshake time.Duration
+	answered  atomic.Bool
 }
 
 func (c *heardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
+		c.answered.Store(true)
 		c.s.heard.Store(int64(time.Since(c.s.born))) // monotonic, unlike wall time
 	}
 	return n, err
+}
+
+func (c *heardConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.bound(t))
+}
+
+func (c *heardConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.bound(t))
+}
+
+func (c *heardConn) bound(t time.Time) time.Time {
+	if c.answered.Load() || t.IsZero() {
+		return t
+	}
+	if limit := time.Now().Add(c.handshake); t.After(limit) {
+		return limit
+	}
+	return t
 }
 
 // zkLogger sends the ZooKeeper client's log to the session's logger, and

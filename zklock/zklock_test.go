@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -359,6 +360,56 @@ func TestPartition(t *testing.T) {
 		tb.Cleanup(func() { s.Close() })
 		return zklock.NewMutex(s, name), p.Cut
 	})
+}
+
+// A server that accepts the reconnecting client but never answers its
+// handshake costs the client a share of the session timeout, not the
+// session: the client moves on to a server that answers, and keeps its
+// hold.
+func TestSilentServer(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	var proxies [2]*proxy.Proxy
+	var addrs []string
+	for i := range proxies {
+		p, err := proxy.Start(c.Servers()[0])
+		require.NoError(t, err)
+		t.Cleanup(func() { p.Close() })
+		proxies[i] = p
+		addrs = append(addrs, p.Addr())
+	}
+	const timeout = 6 * time.Second
+	var dialed sync.Map // addresses the client dialed
+	dial := func(network, addr string, d time.Duration) (net.Conn, error) {
+		dialed.Store(addr, true)
+		return net.DialTimeout(network, addr, d)
+	}
+	s, err := zklock.Connect(addrs, zklock.WithSessionTimeout(timeout), zklock.WithDialer(dial))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	m := zklock.NewMutex(s, locktest.Name())
+	require.NoError(t, m.Lock(ctx))
+
+	live, silent := proxies[0], proxies[1]
+	if live.Sent() == 0 {
+		live, silent = silent, live
+	}
+	require.Zero(t, silent.Sent(), "both proxies carried the session")
+	silent.Cut() // accepts, and answers nothing
+	// The server's clock for the session starts again with this request.
+	require.NoError(t, s.Check(ctx, m.Sequencer()))
+	dialed.Clear()
+	live.Cut()
+	live.Restore()
+
+	// The client tries the silent server next; with the whole handshake
+	// allowance of the ZooKeeper client (ten read timeouts) the session
+	// would expire there.
+	unlock, cancel := context.WithTimeout(ctx, 2*timeout)
+	defer cancel()
+	require.NoError(t, m.Unlock(unlock), "the hold did not survive a silent server")
+	_, tried := dialed.Load(silent.Addr())
+	require.True(t, tried, "the client never tried the silent server")
 }
 
 // A waiter whose session expires returns an error at once, never

@@ -4,7 +4,6 @@
 package proxy
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,7 +27,17 @@ type Proxy struct {
 	wg       sync.WaitGroup
 
 	sent atomic.Int64 // bytes forwarded from clients to the target
+
+	held [2]chan struct{} // per Direction: nil, or closed when the hold ends
 }
+
+// Direction is one way through the proxy.
+type Direction int
+
+const (
+	ToServer Direction = iota // from clients to the target
+	ToClient                  // from the target to clients
+)
 
 // Start listens on a free loopback port and forwards to target.
 func Start(target string) (*Proxy, error) {
@@ -63,6 +72,8 @@ func (p *Proxy) Cut() {
 		c.Close()
 		delete(p.conns, c)
 	}
+	p.release(ToServer)
+	p.release(ToClient)
 }
 
 // Restore lets traffic through again.
@@ -72,6 +83,41 @@ func (p *Proxy) Restore() {
 	if p.cut {
 		p.cut = false
 		close(p.restored)
+	}
+}
+
+// Hold stops forwarding in direction d while connections stay open, as a
+// link that has stalled rather than broken: what is sent meanwhile waits
+// in the proxy and arrives on Release. Cut and Close end every hold.
+func (p *Proxy) Hold(d Direction) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held[d] == nil && !p.closed {
+		p.held[d] = make(chan struct{})
+	}
+}
+
+// Release delivers what Hold kept back in direction d, and forwards again.
+func (p *Proxy) Release(d Direction) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.release(d)
+}
+
+func (p *Proxy) release(d Direction) {
+	if p.held[d] != nil {
+		close(p.held[d])
+		p.held[d] = nil
+	}
+}
+
+// wait blocks while direction d is held.
+func (p *Proxy) wait(d Direction) {
+	p.mu.Lock()
+	held := p.held[d]
+	p.mu.Unlock()
+	if held != nil {
+		<-held
 	}
 }
 
@@ -86,6 +132,8 @@ func (p *Proxy) Close() error {
 	for c := range p.conns {
 		c.Close()
 	}
+	p.release(ToServer)
+	p.release(ToClient)
 	if p.cut {
 		p.cut = false
 		close(p.restored)
@@ -147,8 +195,8 @@ func (p *Proxy) serve(client net.Conn) {
 	}
 	var pipes sync.WaitGroup
 	pipes.Add(2)
-	go pipe(&pipes, counter{upstream, &p.sent}, client)
-	go pipe(&pipes, client, upstream)
+	go p.pipe(&pipes, counter{upstream, &p.sent}, client, ToServer)
+	go p.pipe(&pipes, client, upstream, ToClient)
 	pipes.Wait()
 	p.mu.Lock()
 	delete(p.conns, client)
@@ -168,11 +216,24 @@ func (c counter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// pipe copies until either side fails, then closes both so that the
-// other direction ends too.
-func pipe(wg *sync.WaitGroup, dst, src net.Conn) {
+// pipe copies in direction d until either side fails, then closes both
+// so that the other direction ends too. A reset, a cut or EOF all end the
+// pair.
+func (p *Proxy) pipe(wg *sync.WaitGroup, dst, src net.Conn, d Direction) {
 	defer wg.Done()
-	_, _ = io.Copy(dst, src) // a reset, a cut or EOF: all end the pair
-	dst.Close()
-	src.Close()
+	defer src.Close()
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.wait(d)
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -94,3 +94,49 @@ func TestCutAndRestore(t *testing.T) {
 		t.Fatalf("new connection after Restore: %q %v", got, err)
 	}
 }
+
+// A held direction keeps bytes back without losing them or dropping the
+// connection.
+func TestHoldAndRelease(t *testing.T) {
+	p, err := Start(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+
+	silent := func(what string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if got, err := r.ReadString('\n'); err == nil {
+			t.Fatalf("%s: %q came through", what, got)
+		}
+		c.SetReadDeadline(time.Time{})
+	}
+	for _, d := range []Direction{ToClient, ToServer} {
+		p.Hold(d)
+		before := p.Sent()
+		if _, err := c.Write([]byte("held\n")); err != nil {
+			t.Fatal(err)
+		}
+		silent("while held")
+		if forwarded := p.Sent() - before; d == ToServer && forwarded != 0 {
+			t.Errorf("%d bytes reached the server while held", forwarded)
+		}
+		p.Release(d)
+		if got, err := r.ReadString('\n'); err != nil || got != "held\n" {
+			t.Fatalf("after Release(%d): %q %v", d, got, err)
+		}
+	}
+
+	p.Hold(ToClient)
+	p.Cut()
+	if _, err := roundTrip(c, r, "cut"); err == nil {
+		t.Fatal("a held connection survived a cut")
+	}
+}

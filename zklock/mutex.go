@@ -90,9 +90,10 @@ func (m *Mutex) Sequencer() turnstile.Sequencer {
 }
 
 // Lost returns a channel closed when the current hold ends other than by
-// Unlock: its node deleted by someone else, its session expired, or its
-// client cut off from the ensemble for longer than the session timeout.
-// It returns nil, a channel that never closes, when nothing is held.
+// Unlock: its node deleted by someone else, or its session expired or
+// presumed expired (no request sent in the last session timeout has been
+// answered). It returns nil, a channel that never closes, when nothing
+// is held.
 func (m *Mutex) Lost() <-chan struct{} {
 	return m.l.Lost()
 }

@@ -104,11 +104,12 @@ func WithDialer(d zk.Dialer) Option {
 // contender made through it. It is safe for use by several goroutines and
 // several recipes at once.
 //
-// A session ends for good when the server expires it, when the client has
-// been cut off from every server for longer than the session timeout (the
-// server has then expired it, whether or not the client has heard), or
-// when Close is called. It is never replaced by a new one behind a
-// caller's back: an ended session fails every call.
+// A session ends for good when the server expires it, when no request
+// the client sent in the last session timeout has been answered (the
+// server may have expired it by then, whether or not the client has
+// heard, even if the connection looks up), or when Close is called. It
+// is never replaced by a new one behind a caller's back: an ended
+// session fails every call.
 type Session struct {
 	conn    *zk.Conn
 	acl     []zk.ACL
@@ -116,7 +117,8 @@ type Session struct {
 	id      int64        // the session the server granted; any other is not ours
 	timeout atomic.Int64 // negotiated session timeout, in nanoseconds
 	born    time.Time
-	heard   atomic.Int64 // when a server last sent bytes, as time since born; 0 when unknown
+	heard   atomic.Int64 // the send time of the newest answered request, as time since born
+	tracked bool         // heard is kept: Connect dialled the connection
 	events  eventQueue   // session events, none dropped
 
 	ending   *recipe.Ending
@@ -144,6 +146,7 @@ func Connect(servers []string, opts ...Option) (*Session, error) {
 		return nil, errors.New(`zklock: connect: the ACL scheme "auth" stands for the session's credentials, and there are none (WithDigestAuth)`)
 	}
 	s := newSession(o)
+	s.tracked = true
 	dial := o.dialer
 	// The client drops events when its channel is full, and watch events
 	// share it; a callback sees every session event.
@@ -259,33 +262,43 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 	return nil
 }
 
-// follow tracks the connection's state. A disconnection is tolerated
-// until the server must have expired the session: a session timeout after
-// a server was last heard from.
+// follow tracks the session. The server expires it a session timeout
+// after it last heard from the client, and a connection that looks up
+// is no sign that it still hears: so when heard is kept, the session is
+// presumed lost once no request sent in the last session timeout has
+// been answered, connected or not. Without heard, a disconnection is
+// tolerated for what may remain of the timeout when the client notices.
 func (s *Session) follow() {
-	expiry := time.NewTimer(0)
-	<-expiry.C
+	expiry := time.NewTimer(s.untilExpiry())
 	defer expiry.Stop()
+	if !s.tracked {
+		expiry.Stop()
+	}
 	armed := false // the client reports each failed reconnection anew
 	for {
 		select {
 		case <-s.events.signal:
 			for _, ev := range s.events.take() {
-				switch ev.State {
-				case zk.StateExpired:
+				switch {
+				case ev.State == zk.StateExpired:
 					s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
-				case zk.StateDisconnected:
-					if !armed {
-						expiry.Reset(s.untilExpiry())
-						armed = true
-					}
-				case zk.StateHasSession:
+				case s.tracked:
+				case ev.State == zk.StateDisconnected && !armed:
+					// The client notices silence after two thirds of the
+					// timeout, so a third is what may remain.
+					expiry.Reset(time.Duration(s.timeout.Load()) / 3)
+					armed = true
+				case ev.State == zk.StateHasSession:
 					expiry.Stop()
 					armed = false
 				}
 			}
 		case <-expiry.C:
-			s.end(fmt.Errorf("%w: cut off from ZooKeeper for longer than the session timeout", turnstile.ErrLost))
+			if left := s.untilExpiry(); s.tracked && left > 0 {
+				expiry.Reset(left)
+				continue
+			}
+			s.end(fmt.Errorf("%w: no answer from ZooKeeper for longer than the session timeout", turnstile.ErrLost))
 		case <-s.quit:
 			return
 		}
@@ -344,16 +357,10 @@ func (q *eventQueue) kick() {
 	}
 }
 
-// untilExpiry is how long a disconnected session may still be alive on
-// the server.
+// untilExpiry is how long the session may still be alive on the server,
+// by what heard says.
 func (s *Session) untilExpiry() time.Duration {
-	timeout := time.Duration(s.timeout.Load())
-	if heard := s.heard.Load(); heard != 0 {
-		return timeout - (time.Since(s.born) - time.Duration(heard))
-	}
-	// A connection of the caller's: the client notices silence after two
-	// thirds of the timeout, so a third is what may remain.
-	return timeout / 3
+	return time.Duration(s.timeout.Load()) - (time.Since(s.born) - time.Duration(s.heard.Load()))
 }
 
 // end makes the session dead with cause, once, and closes the
@@ -368,8 +375,8 @@ func (s *Session) end(cause error) {
 }
 
 // Done returns a channel closed when the session ends: expired, presumed
-// expired after a disconnection longer than the session timeout, or
-// closed. Every hold made through the session is lost by then.
+// expired because no request sent in the last session timeout has been
+// answered, or closed. Every hold made through the session is lost by then.
 func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
 
 // Err returns nil while the session lives, then why it ended: an error
@@ -395,49 +402,6 @@ func (s *Session) Close() error {
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.ending.Wait()
 	return nil
-}
-
-// heardConn records when a server last sent anything, which bounds when
-// the server last heard from the client (it answers every ping).
-//
-// It also bounds the wait for a server's first answer. The client allows
-// a handshake ten times its read timeout, several session timeouts, so a
-// member that accepts connections but does not answer them (one still
-// starting, or behind a dead link) would outlast the session, when other
-// members could have taken it over. Like ZooKeeper's Java client, it
-// gives each server a share of the session timeout.
-type heardConn struct {
-	net.Conn
-	s         *Session
-	handshake time.Duration
-	answered  atomic.Bool
-}
-
-func (c *heardConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.answered.Store(true)
-		c.s.heard.Store(int64(time.Since(c.s.born))) // monotonic, unlike wall time
-	}
-	return n, err
-}
-
-func (c *heardConn) SetReadDeadline(t time.Time) error {
-	return c.Conn.SetReadDeadline(c.bound(t))
-}
-
-func (c *heardConn) SetWriteDeadline(t time.Time) error {
-	return c.Conn.SetWriteDeadline(c.bound(t))
-}
-
-func (c *heardConn) bound(t time.Time) time.Time {
-	if c.answered.Load() || t.IsZero() {
-		return t
-	}
-	if limit := time.Now().Add(c.handshake); t.After(limit) {
-		return limit
-	}
-	return t
 }
 
 // zkLogger sends the ZooKeeper client's log to the session's logger, and

@@ -412,6 +412,64 @@ func TestSilentServer(t *testing.T) {
 	require.True(t, tried, "the client never tried the silent server")
 }
 
+// A reply that arrives late, from a link that stalled and then went
+// silent, does not stretch the holder's idea of its session: the server
+// counts from the request, and the hold is presumed lost by the time
+// the server expires it, not a stall later.
+func TestStalledReplies(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	p, err := proxy.Start(c.Servers()[0])
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	const timeout = 6 * time.Second // the client gives up on silence after 4 s
+	s, err := zklock.Connect([]string{p.Addr()}, zklock.WithSessionTimeout(timeout))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	m := zklock.NewMutex(s, locktest.Name())
+	require.NoError(t, m.Lock(ctx))
+	lost := make(chan time.Time, 1)
+	go func() { <-m.Lost(); lost <- time.Now() }()
+
+	observer := connect(t, c)
+	path := m.Sequencer().Key
+	ok, _, gone, err := observer.Conn().ExistsW(path)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// A request reaches the server, its answer stalls on the way back,
+	// and from then on nothing reaches the server.
+	p.Hold(proxy.ToClient)
+	before := p.Sent()
+	answered := make(chan error, 1)
+	go func() { _, _, err := s.Conn().Exists("/"); answered <- err }()
+	locktest.Eventually(t, 5*time.Second, "request forwarded", func() bool { return p.Sent() > before })
+	p.Hold(proxy.ToServer)
+	stall := 3 * time.Second
+	time.Sleep(stall) // the stall being modelled, under the client's 4 s
+	p.Release(proxy.ToClient)
+	require.NoError(t, <-answered)
+
+	var deleted time.Time
+	select {
+	case ev := <-gone:
+		require.Equal(t, zk.EventNodeDeleted, ev.Type)
+		deleted = time.Now()
+	case <-time.After(2 * timeout):
+		t.Fatal("the server did not expire the session")
+	}
+	select {
+	case at := <-lost:
+		// The server rounds expiry up to its next tick, so the hold is
+		// normally lost first; the allowance is for the ensemble's and
+		// this process's scheduling, far below the stall.
+		t.Logf("hold lost %v before the server deleted its node", deleted.Sub(at))
+		require.Less(t, at.Sub(deleted), 500*time.Millisecond, "hold presumed lost this long after the server expired it")
+	case <-time.After(stall + time.Second):
+		t.Fatal("Lost() still open after the server expired the session")
+	}
+}
+
 // A waiter whose session expires returns an error at once, never
 // success, and a holder whose session expires sees Lost close.
 func TestSessionExpired(t *testing.T) {

@@ -269,10 +269,11 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 // been answered, connected or not. Without heard, a disconnection is
 // tolerated for what may remain of the timeout when the client notices.
 func (s *Session) follow() {
-	expiry := time.NewTimer(s.untilExpiry())
+	expiry := time.NewTimer(0)
+	<-expiry.C
 	defer expiry.Stop()
-	if !s.tracked {
-		expiry.Stop()
+	if s.tracked {
+		expiry.Reset(s.untilExpiry())
 	}
 	armed := false // the client reports each failed reconnection anew
 	for {

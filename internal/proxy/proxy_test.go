@@ -39,19 +39,24 @@ func roundTrip(c net.Conn, r *bufio.Reader, msg string) (string, error) {
 	return r.ReadString('\n')
 }
 
-func TestCutAndRestore(t *testing.T) {
+// dialEcho starts a proxy in front of an echo server and connects a
+// client through it; both close with the test.
+func dialEcho(t *testing.T) (*Proxy, net.Conn, *bufio.Reader) {
 	p, err := Start(echo(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-
+	t.Cleanup(func() { p.Close() })
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	r := bufio.NewReader(c)
+	t.Cleanup(func() { c.Close() })
+	return p, c, bufio.NewReader(c)
+}
+
+func TestCutAndRestore(t *testing.T) {
+	p, c, r := dialEcho(t)
 	if got, err := roundTrip(c, r, "one"); err != nil || got != "one\n" {
 		t.Fatalf("through the proxy: %q %v", got, err)
 	}
@@ -98,17 +103,7 @@ func TestCutAndRestore(t *testing.T) {
 // A held direction keeps bytes back without losing them or dropping the
 // connection.
 func TestHoldAndRelease(t *testing.T) {
-	p, err := Start(echo(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
+	p, c, r := dialEcho(t)
 
 	silent := func(what string) {
 		t.Helper()

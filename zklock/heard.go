@@ -4,21 +4,23 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// heardConn learns when the server last heard from the client, which is
-// what the server's session timeout counts from.
+// heardConn learns when the member it talks to last heard from the
+// client, which is what the session timeout counts from, and the timeout
+// the server granted.
 //
 // The time a reply arrives would overstate it: a reply read late, after
-// a pause or a stalled link, says nothing about whether the server has
+// a pause or a stalled link, says nothing about whether the member has
 // heard anything since it was sent. So heardConn keeps the send time of
 // each request and, for every reply, takes the oldest it still holds.
-// The server answers each request once, so after k replies it has heard
+// The member answers each request once, so after k replies it has heard
 // k distinct requests, and the newest of them was sent no earlier than
 // the k-th oldest send time, in whatever order they were answered.
-// Watch events are not replies, and do not count.
+// Watch events are not replies, and do not count. The bound errs one
+// way only: a ping answered late, behind a slow write, can end a session
+// that the member in fact kept.
 //
 // heardConn also bounds the wait for a server's first answer. The client
 // allows a handshake ten times its read timeout, several session
@@ -30,26 +32,28 @@ type heardConn struct {
 	net.Conn
 	s         *Session
 	handshake time.Duration
-	answered  atomic.Bool
 
-	mu      sync.Mutex
-	out, in frames
-	sent    []time.Duration // unanswered requests' send times, oldest first, as time since s.born
+	mu       sync.Mutex
+	out, in  frames
+	sent     []time.Duration // unanswered requests' send times, oldest first, as time since s.born
+	answered bool            // the connect answer has been read whole
 }
 
 // watchEvent is the xid of a frame the server sends unasked.
 const watchEvent = -1
 
 func (c *heardConn) Write(b []byte) (int, error) {
-	at := time.Since(c.s.born) // before the server can have the request
-	n, err := c.Conn.Write(b)
-	var buf [8]int32
+	// Recorded before the write: the answer can be read before Write
+	// returns. The client has one writer per connection, and closes it
+	// after a short write.
+	at := time.Since(c.s.born)
+	var buf [4]frameHead
 	c.mu.Lock()
-	for range c.out.scan(b[:n], buf[:0]) {
+	for range c.out.scan(b, buf[:0]) {
 		c.sent = append(c.sent, at)
 	}
 	c.mu.Unlock()
-	return n, err
+	return c.Conn.Write(b)
 }
 
 func (c *heardConn) Read(b []byte) (int, error) {
@@ -57,67 +61,104 @@ func (c *heardConn) Read(b []byte) (int, error) {
 	if n == 0 {
 		return n, err
 	}
-	c.answered.Store(true)
-	var buf [8]int32
+	var buf [4]frameHead
 	c.mu.Lock()
-	for _, xid := range c.in.scan(b[:n], buf[:0]) {
-		if xid == watchEvent || len(c.sent) == 0 {
+	defer c.mu.Unlock()
+	for _, h := range c.in.scan(b[:n], buf[:0]) {
+		if h.first {
+			// The connect answer: protocol version, then the timeout the
+			// server granted, read before the client reports the session.
+			if ms := h.words[1]; ms > 0 {
+				c.s.timeout.Store(int64(time.Duration(ms) * time.Millisecond))
+			}
+		} else if h.words[0] == watchEvent {
 			continue
 		}
-		// Send times leave oldest first, so heard only grows.
-		c.s.heard.Store(int64(c.sent[0]))
+		if len(c.sent) == 0 {
+			continue
+		}
+		at := c.sent[0]
 		c.sent = c.sent[1:]
+		// Send times leave oldest first, and a new connection sends only
+		// after the old one has closed; the max is for certainty.
+		for heard := c.s.heard.Load(); int64(at) > heard && !c.s.heard.CompareAndSwap(heard, int64(at)); heard = c.s.heard.Load() {
+		}
 	}
-	c.mu.Unlock()
+	c.answered = c.in.complete > 0
 	return n, err
 }
 
+// SetReadDeadline bounds every wait for the connect answer, including
+// the unbounded one the client asks for between its length and its
+// body.
 func (c *heardConn) SetReadDeadline(t time.Time) error {
-	return c.Conn.SetReadDeadline(c.bound(t))
+	c.mu.Lock()
+	answered := c.answered
+	c.mu.Unlock()
+	if limit := time.Now().Add(c.handshake); !answered && (t.IsZero() || t.After(limit)) {
+		t = limit
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *heardConn) SetWriteDeadline(t time.Time) error {
-	return c.Conn.SetWriteDeadline(c.bound(t))
-}
-
-func (c *heardConn) bound(t time.Time) time.Time {
-	if c.answered.Load() || t.IsZero() {
-		return t
+	c.mu.Lock()
+	answered := c.answered
+	c.mu.Unlock()
+	if limit := time.Now().Add(c.handshake); !answered && t.After(limit) {
+		t = limit
 	}
-	if limit := time.Now().Add(c.handshake); t.After(limit) {
-		return limit
-	}
-	return t
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // frames follows one direction of ZooKeeper's framing: a 4-byte length,
-// then a body whose first 4 bytes are the xid (the connect request and
-// its answer, the first frame each way, begin with the protocol version
-// instead, which is never a watch event's xid).
+// then a body of at least 8 bytes (the shortest, a ping or a close, is
+// an xid and an opcode). A body begins with the xid, except in the first
+// frame each way, the connect request and its answer, which begin with
+// the protocol version and the session timeout.
 type frames struct {
-	head [8]byte // the length and xid of the frame being read
-	got  int     // bytes of head seen
-	left int     // bytes of the frame after head still to come
+	head     [12]byte // the length and first 8 body bytes of the frame being read
+	got      int      // bytes of head seen
+	left     int      // bytes of the frame after head still to come
+	heads    int      // frames whose head has been seen
+	complete int      // frames read whole
 }
 
-// scan follows b and appends to xids the xid of each frame whose head b
+// frameHead is the first two 4-byte words of a frame's body.
+type frameHead struct {
+	words [2]int32
+	first bool // the connection's first frame this way
+}
+
+// scan follows b and appends to heads the head of each frame that b
 // completes.
-func (f *frames) scan(b []byte, xids []int32) []int32 {
+func (f *frames) scan(b []byte, heads []frameHead) []frameHead {
 	for len(b) > 0 {
 		if f.left > 0 {
 			k := min(f.left, len(b))
 			f.left -= k
 			b = b[k:]
+			if f.left == 0 {
+				f.complete++
+			}
 			continue
 		}
 		k := copy(f.head[f.got:], b)
 		f.got += k
 		b = b[k:]
-		if f.got == len(f.head) {
-			xids = append(xids, int32(binary.BigEndian.Uint32(f.head[4:])))
-			f.left = max(int(binary.BigEndian.Uint32(f.head[:4]))-4, 0)
-			f.got = 0
+		if f.got < len(f.head) {
+			continue
+		}
+		heads = append(heads, frameHead{
+			words: [2]int32{int32(binary.BigEndian.Uint32(f.head[4:])), int32(binary.BigEndian.Uint32(f.head[8:]))},
+			first: f.heads == 0,
+		})
+		f.heads++
+		f.got = 0
+		if f.left = int(binary.BigEndian.Uint32(f.head[:4])) - 8; f.left <= 0 {
+			f.left = 0
+			f.complete++
 		}
 	}
-	return xids
+	return heads
 }

@@ -158,7 +158,8 @@ func Connect(servers []string, opts ...Option) (*Session, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &heardConn{Conn: c, s: s, handshake: o.timeout / time.Duration(max(len(servers), 1))}, nil
+			share := time.Duration(s.timeout.Load()) / time.Duration(max(len(servers), 1))
+			return &heardConn{Conn: c, s: s, handshake: share}, nil
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("zklock: connect: %w", err)
@@ -283,6 +284,10 @@ func (s *Session) follow() {
 				switch {
 				case ev.State == zk.StateExpired:
 					s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
+				case s.tracked && ev.State == zk.StateHasSession:
+					// A new connection may have been granted another
+					// timeout; heardConn has read it by now.
+					expiry.Reset(s.untilExpiry())
 				case s.tracked:
 				case ev.State == zk.StateDisconnected && !armed:
 					// The client notices silence after two thirds of the
@@ -295,9 +300,11 @@ func (s *Session) follow() {
 				}
 			}
 		case <-expiry.C:
-			if left := s.untilExpiry(); s.tracked && left > 0 {
-				expiry.Reset(left)
-				continue
+			if s.tracked {
+				if left := s.untilExpiry(); left > 0 {
+					expiry.Reset(left)
+					continue
+				}
 			}
 			s.end(fmt.Errorf("%w: no answer from ZooKeeper for longer than the session timeout", turnstile.ErrLost))
 		case <-s.quit:
@@ -405,17 +412,10 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// zkLogger sends the ZooKeeper client's log to the session's logger, and
-// learns the timeout the server granted, which the client does not
-// otherwise expose.
+// zkLogger sends the ZooKeeper client's log to the session's logger.
 type zkLogger struct{ s *Session }
 
 func (l zkLogger) Printf(format string, args ...any) {
-	if strings.HasPrefix(format, "authenticated:") && len(args) == 2 {
-		if ms, ok := args[1].(int32); ok && ms > 0 {
-			l.s.timeout.Store(int64(time.Duration(ms) * time.Millisecond))
-		}
-	}
 	l.s.log.Debug(fmt.Sprintf(format, args...), "component", "zk")
 }
 

@@ -402,9 +402,10 @@ func TestSilentServer(t *testing.T) {
 	live.Cut()
 	live.Restore()
 
-	// The client tries the silent server next; with the whole handshake
-	// allowance of the ZooKeeper client (ten read timeouts) the session
-	// would expire there.
+	// The client tries the silent server next, for 3 s, then waits 1 s
+	// before it starts the list again: back within 6 s of the request
+	// above. With the whole handshake allowance of the ZooKeeper client
+	// (ten read timeouts) the session would expire at the silent server.
 	unlock, cancel := context.WithTimeout(ctx, 2*timeout)
 	defer cancel()
 	require.NoError(t, m.Unlock(unlock), "the hold did not survive a silent server")
@@ -413,16 +414,18 @@ func TestSilentServer(t *testing.T) {
 }
 
 // A reply that arrives late, from a link that stalled and then went
-// silent, does not stretch the holder's idea of its session: the server
-// counts from the request, and the hold is presumed lost by the time
-// the server expires it, not a stall later.
+// silent, dates the session by when its request was sent: the hold is
+// presumed lost a session timeout after that, which is by the time the
+// server expires it, neither a stall later nor a stall earlier.
 func TestStalledReplies(t *testing.T) {
 	ctx := context.Background()
 	c := server(t)
 	p, err := proxy.Start(c.Servers()[0])
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
-	const timeout = 6 * time.Second // the client gives up on silence after 4 s
+	// The client drops a connection that brings nothing for 4 s, and
+	// pings every 2 s.
+	const timeout = 6 * time.Second
 	s, err := zklock.Connect([]string{p.Addr()}, zklock.WithSessionTimeout(timeout))
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
@@ -430,23 +433,30 @@ func TestStalledReplies(t *testing.T) {
 	require.NoError(t, m.Lock(ctx))
 	lost := make(chan time.Time, 1)
 	go func() { <-m.Lost(); lost <- time.Now() }()
-
 	observer := connect(t, c)
-	path := m.Sequencer().Key
-	ok, _, gone, err := observer.Conn().ExistsW(path)
+	ok, _, gone, err := observer.Conn().ExistsW(m.Sequencer().Key)
 	require.NoError(t, err)
 	require.True(t, ok)
 
-	// A request reaches the server, its answer stalls on the way back,
-	// and from then on nothing reaches the server.
+	// From a fresh answer, answers stall for 2.5 s; a request sent 1 s
+	// in reaches the server, and after it nothing does.
+	_, _, err = s.Conn().Exists("/")
+	require.NoError(t, err)
 	p.Hold(proxy.ToClient)
-	before := p.Sent()
+	time.Sleep(time.Second)
+	marker := locktest.Name()
+	sent := time.Now()
 	answered := make(chan error, 1)
-	go func() { _, _, err := s.Conn().Exists("/"); answered <- err }()
-	locktest.Eventually(t, 5*time.Second, "request forwarded", func() bool { return p.Sent() > before })
+	go func() {
+		_, err := s.Conn().Create(marker, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		answered <- err
+	}()
+	locktest.Eventually(t, 2*time.Second, "request at the server", func() bool {
+		ok, _, err := observer.Conn().Exists(marker)
+		return err == nil && ok
+	})
 	p.Hold(proxy.ToServer)
-	stall := 3 * time.Second
-	time.Sleep(stall) // the stall being modelled, under the client's 4 s
+	time.Sleep(1500 * time.Millisecond)
 	p.Release(proxy.ToClient)
 	require.NoError(t, <-answered)
 
@@ -461,11 +471,12 @@ func TestStalledReplies(t *testing.T) {
 	select {
 	case at := <-lost:
 		// The server rounds expiry up to its next tick, so the hold is
-		// normally lost first; the allowance is for the ensemble's and
-		// this process's scheduling, far below the stall.
-		t.Logf("hold lost %v before the server deleted its node", deleted.Sub(at))
+		// normally lost first; the allowance is for scheduling, and well
+		// under the stall.
+		t.Logf("hold lost %v after the last request was sent, %v before the server deleted its node", at.Sub(sent), deleted.Sub(at))
+		require.GreaterOrEqual(t, at.Sub(sent), timeout, "the late answer was not counted")
 		require.Less(t, at.Sub(deleted), 500*time.Millisecond, "hold presumed lost this long after the server expired it")
-	case <-time.After(stall + time.Second):
+	case <-time.After(2 * time.Second):
 		t.Fatal("Lost() still open after the server expired the session")
 	}
 }

@@ -88,7 +88,9 @@ func (p *Proxy) Restore() {
 
 // Hold stops forwarding in direction d while connections stay open, as a
 // link that has stalled rather than broken: what is sent meanwhile waits
-// in the proxy and arrives on Release. Cut and Close end every hold.
+// in the proxy and arrives on Release. It holds every connection, new
+// ones too; bytes already on their way when Hold is called still pass.
+// Cut and Close end every hold.
 func (p *Proxy) Hold(d Direction) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

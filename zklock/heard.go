@@ -33,10 +33,9 @@ type heardConn struct {
 	s         *Session
 	handshake time.Duration
 
-	mu       sync.Mutex
-	out, in  frames
-	sent     []time.Duration // unanswered requests' send times, oldest first, as time since s.born
-	answered bool            // the connect answer has been read whole
+	mu      sync.Mutex
+	out, in frames
+	sent    []time.Duration // unanswered requests' send times, oldest first, as time since s.born
 }
 
 // watchEvent is the xid of a frame the server sends unasked.
@@ -84,28 +83,28 @@ func (c *heardConn) Read(b []byte) (int, error) {
 		for heard := c.s.heard.Load(); int64(at) > heard && !c.s.heard.CompareAndSwap(heard, int64(at)); heard = c.s.heard.Load() {
 		}
 	}
-	c.answered = c.in.complete > 0
 	return n, err
+}
+
+// answered reports whether the connect answer has been read whole.
+func (c *heardConn) answered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.in.complete > 0
 }
 
 // SetReadDeadline bounds every wait for the connect answer, including
 // the unbounded one the client asks for between its length and its
 // body.
 func (c *heardConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	answered := c.answered
-	c.mu.Unlock()
-	if limit := time.Now().Add(c.handshake); !answered && (t.IsZero() || t.After(limit)) {
+	if limit := time.Now().Add(c.handshake); !c.answered() && (t.IsZero() || t.After(limit)) {
 		t = limit
 	}
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *heardConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	answered := c.answered
-	c.mu.Unlock()
-	if limit := time.Now().Add(c.handshake); !answered && t.After(limit) {
+	if limit := time.Now().Add(c.handshake); !c.answered() && t.After(limit) {
 		t = limit
 	}
 	return c.Conn.SetWriteDeadline(t)

@@ -281,22 +281,25 @@ func (s *Session) follow() {
 		select {
 		case <-s.events.signal:
 			for _, ev := range s.events.take() {
-				switch {
-				case ev.State == zk.StateExpired:
+				switch ev.State {
+				case zk.StateExpired:
 					s.end(fmt.Errorf("%w: ZooKeeper session expired", turnstile.ErrLost))
-				case s.tracked && ev.State == zk.StateHasSession:
-					// A new connection may have been granted another
-					// timeout; heardConn has read it by now.
-					expiry.Reset(s.untilExpiry())
-				case s.tracked:
-				case ev.State == zk.StateDisconnected && !armed:
-					// The client notices silence after two thirds of the
-					// timeout, so a third is what may remain.
-					expiry.Reset(time.Duration(s.timeout.Load()) / 3)
-					armed = true
-				case ev.State == zk.StateHasSession:
-					expiry.Stop()
-					armed = false
+				case zk.StateHasSession:
+					if s.tracked {
+						// A new connection may have been granted another
+						// timeout; heardConn has read it by now.
+						expiry.Reset(s.untilExpiry())
+					} else {
+						expiry.Stop()
+						armed = false
+					}
+				case zk.StateDisconnected:
+					if !s.tracked && !armed {
+						// The client notices silence after two thirds of
+						// the timeout, so a third is what may remain.
+						expiry.Reset(time.Duration(s.timeout.Load()) / 3)
+						armed = true
+					}
 				}
 			}
 		case <-expiry.C:

@@ -296,6 +296,32 @@ func BadNames(t *testing.T, env Env) {
 	}
 }
 
+// Checks has check, a session's Check, judge the sequencers Succession
+// returned: old is stale, cur is current, cur with another token is
+// stale, and the zero Sequencer is refused before any request.
+func Checks(t *testing.T, env Env, check func(context.Context, turnstile.Sequencer) error, old, cur turnstile.Sequencer) {
+	t.Helper()
+	ctx := context.Background()
+	if err := check(ctx, old); !errors.Is(err, turnstile.ErrStaleToken) {
+		t.Errorf("Check of the lost hold: %v, want ErrStaleToken", err)
+	}
+	if err := check(ctx, cur); err != nil {
+		t.Errorf("Check of the current hold: %v", err)
+	}
+	forged := cur
+	forged.Token--
+	if err := check(ctx, forged); !errors.Is(err, turnstile.ErrStaleToken) {
+		t.Errorf("Check of the current key with another token: %v, want ErrStaleToken", err)
+	}
+	before := env.Writes(t)
+	if err := check(ctx, turnstile.Sequencer{}); !errors.Is(err, turnstile.ErrInvalidSequencer) {
+		t.Errorf("Check of the zero Sequencer: %v, want ErrInvalidSequencer", err)
+	}
+	if after := env.Writes(t); after != before {
+		t.Errorf("a refused Check changed the server: writes %d, then %d", before, after)
+	}
+}
+
 // Succession has a take name, queues a contender behind it, ends a's
 // hold with lose (which ends a's session), and waits for the contender to
 // take over. It returns a's sequencer from while it held, and the new

@@ -63,7 +63,10 @@ type Contender struct {
 type Backend interface {
 	// Join adds a contender of the given kind to the queue of name, with
 	// value as its payload (a candidate's id), and returns it with the
-	// queue as read after the join. Join must be idempotent across lost
+	// queue as read after the join. label is the recipe's lock name in
+	// the form other clients of ZooKeeper read from a node's name
+	// ("lock-", "__WRIT__", "__READ__", "latch-"); a backend whose other
+	// clients do not tell recipes apart by name may ignore it. Join must be idempotent across lost
 	// replies: a retried or interrupted Join never leaves a second
 	// contender for one call, and a Join that fails leaves nothing. A
 	// backend that can read the queue in the same round trip returns it;
@@ -71,10 +74,10 @@ type Backend interface {
 	// Exclusive and Candidate kinds the queue returned may hold only the
 	// first contender, self's predecessor and self; for Shared it holds
 	// every contender ahead of self.
-	Join(ctx context.Context, name string, kind Kind, value []byte) (self Contender, queue []Contender, err error)
+	Join(ctx context.Context, name string, kind Kind, label string, value []byte) (self Contender, queue []Contender, err error)
 
-	// Queue lists the contenders of name in server order, leaving out
-	// entries that are not contenders.
+	// Queue lists the contenders of name in server order, whoever wrote
+	// them, leaving out entries that are not contenders.
 	Queue(ctx context.Context, name string) ([]Contender, error)
 
 	// AwaitExit blocks until c, the contender self waits for, has left

@@ -4,8 +4,14 @@
 // leader wakes only the next candidate.
 //
 // It runs on a *zklock.Session or an *etcdlock.Session unchanged. On
-// ZooKeeper a candidate is a child node named lead-… holding its id; on
-// etcd a key with the same name under the election's prefix.
+// ZooKeeper a candidate is a child node named as Curator's LeaderLatch
+// names its own, _c_<random>-latch-<sequence>, holding the candidate's
+// id, so that an election can be shared with Curator's LeaderLatch (or,
+// with WithSelectorNames, its LeaderSelector), kazoo's Election and
+// go-zookeeper clients; on etcd a key under the election's prefix holding
+// the id, as etcd's own concurrency.Election and etcdctl elect keep it.
+// Every candidate in the queue counts, whichever client put it there, and
+// Leader and Observe name a foreign leader by the id it stored.
 //
 // Most programs want Run: campaign, do the leader's work while leading,
 // and stop that work the moment leadership is lost.
@@ -37,7 +43,23 @@ type Election struct {
 	b    turnstile.Backend
 	name string
 	id   []byte
-	err  error // found at construction: every call fails with it
+	// label names the candidate's node on ZooKeeper.
+	label string
+	err   error // found at construction: every call fails with it
+}
+
+// Option configures an Election.
+type Option func(*Election)
+
+// WithSelectorNames names this candidate's ZooKeeper node as Curator's
+// LeaderSelector names its own, _c_<random>-lock-<sequence>, instead of
+// as its LeaderLatch does, _c_<random>-latch-<sequence>. Curator sorts
+// an election's nodes by the part after its own recipe's lock name, so
+// every candidate of an election shared with LeaderSelectors must use
+// the LeaderSelector form. It makes no difference on etcd, or among
+// turnstile candidates alone.
+func WithSelectorNames() Option {
+	return func(e *Election) { e.label = recipe.MutexLabel }
 }
 
 // New returns the participant with the given id in the election called
@@ -46,8 +68,11 @@ type Election struct {
 // an invalid id (see turnstile.ValidateID) is reported by every method,
 // with an error matching turnstile.ErrNilSession,
 // turnstile.ErrInvalidName or turnstile.ErrInvalidID.
-func New(s turnstile.Backend, name, id string) *Election {
-	e := &Election{l: recipe.New(s, name), b: s, name: name, id: []byte(id)}
+func New(s turnstile.Backend, name, id string, opts ...Option) *Election {
+	e := &Election{l: recipe.New(s, name), b: s, name: name, id: []byte(id), label: recipe.LatchLabel}
+	for _, opt := range opts {
+		opt(e)
+	}
 	if e.err = e.l.Err(); e.err == nil {
 		e.err = turnstile.ValidateID(id)
 	}
@@ -63,7 +88,7 @@ func (e *Election) Campaign(ctx context.Context) error {
 	if e.err != nil {
 		return e.err
 	}
-	return e.l.Acquire(ctx, turnstile.Candidate, e.id, false)
+	return e.l.Acquire(ctx, turnstile.Candidate, e.label, e.id, false)
 }
 
 // Resign gives leadership up, and the next candidate leads. It returns an
@@ -260,8 +285,8 @@ const resignTimeout = 5 * time.Second
 // turnstile.ErrNotAuthorized, which no retry would change. A panic in
 // work resigns before it goes on up the stack. Campaigns that fail while
 // the server is unreachable are retried.
-func Run(ctx context.Context, s turnstile.Backend, name, id string, work func(ctx context.Context, token int64) error) error {
-	e := New(s, name, id)
+func Run(ctx context.Context, s turnstile.Backend, name, id string, work func(ctx context.Context, token int64) error, opts ...Option) error {
+	e := New(s, name, id, opts...)
 	if e.err != nil {
 		return e.err
 	}

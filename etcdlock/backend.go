@@ -20,9 +20,11 @@ import (
 	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
-// The turnstile.Backend methods. A name's contenders are the keys
-// name/kind-id, attached to the session's lease and ordered by create
-// revision, which is also their fencing token. The id is fresh for every
+// The turnstile.Backend methods. A name's contenders are the keys directly
+// under name/, ordered by create revision, which is also their fencing
+// token: ours, name/kind-id attached to the session's lease, and any other
+// client's, such as etcd's concurrency.Mutex and Election and etcdctl
+// lock and elect, which name theirs by lease and wait for ours in turn. The id is fresh for every
 // join, so a key is never reused: a retried put cannot land twice, and a
 // delete guarded by the key's create revision cannot remove a later
 // contender.
@@ -44,7 +46,7 @@ type contender struct {
 // transaction: one round trip. The put is conditional on the key being
 // new, so that a retry after a lost reply finds the first put instead of
 // making a second key.
-func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
+func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, _ string, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	prefix := name + "/"
@@ -111,13 +113,21 @@ func joinedQueue(kind turnstile.Kind, prefix string, read *pb.ResponseOp) []turn
 	return q
 }
 
-// parse reads a contender from a key under prefix, leaving out keys of
-// nested names (prefix a/b), which are other queues.
+// parse reads a contender from a key under prefix: every key directly
+// under it is one, whoever put it there, exclusive unless it is a
+// turnstile reader's or candidate's. Keys of nested names (prefix a/b)
+// are other queues.
 func parse(kv *mvccpb.KeyValue, prefix string) (turnstile.Contender, bool) {
 	key := string(kv.Key)
 	node, ok := strings.CutPrefix(key, prefix)
-	kind, _, parsed := queue.ParseNode(node)
-	return turnstile.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, ok && parsed
+	if !ok || strings.Contains(node, "/") {
+		return turnstile.Contender{}, false
+	}
+	kind, _, ours := queue.ParseNode(node)
+	if !ours {
+		kind = turnstile.Exclusive
+	}
+	return turnstile.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, true
 }
 
 // Queue reads the name's keys in create order: one round trip. The read

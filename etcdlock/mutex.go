@@ -49,14 +49,14 @@ func NewMutex(s *Session, name string) *Mutex {
 // nothing in the queue. If the session's lease is lost while it waits,
 // it returns an error matching turnstile.ErrLost at once.
 func (m *Mutex) Lock(ctx context.Context) error {
-	return m.l.Acquire(ctx, turnstile.Exclusive, nil, false)
+	return m.l.Acquire(ctx, turnstile.Exclusive, recipe.MutexLabel, nil, false)
 }
 
 // TryLock acquires the lock only if it is free: it never waits. When
 // another contender holds the lock or is queued ahead, it leaves the
 // queue and returns an error matching turnstile.ErrLocked.
 func (m *Mutex) TryLock(ctx context.Context) error {
-	return m.l.Acquire(ctx, turnstile.Exclusive, nil, true)
+	return m.l.Acquire(ctx, turnstile.Exclusive, recipe.MutexLabel, nil, true)
 }
 
 // Unlock releases the lock in one round trip, deleting this hold's key

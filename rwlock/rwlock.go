@@ -61,14 +61,14 @@ func New(s turnstile.Backend, name string) *RWMutex {
 // nothing in the queue; an RLock that returns nil holds even if ctx
 // ended meanwhile.
 func (rw *RWMutex) RLock(ctx context.Context) error {
-	return rw.l.Acquire(ctx, turnstile.Shared, nil, false)
+	return rw.l.Acquire(ctx, turnstile.Shared, recipe.ReadLabel, nil, false)
 }
 
 // TryRLock acquires the read lock only if no writer holds it or waits
 // for it: it never waits. Otherwise it leaves the queue and returns an
 // error matching turnstile.ErrLocked.
 func (rw *RWMutex) TryRLock(ctx context.Context) error {
-	return rw.l.Acquire(ctx, turnstile.Shared, nil, true)
+	return rw.l.Acquire(ctx, turnstile.Shared, recipe.ReadLabel, nil, true)
 }
 
 // RUnlock releases a read hold. It returns an error matching
@@ -85,7 +85,7 @@ func (rw *RWMutex) Lock(ctx context.Context) error {
 	if err := rw.upgrade(); err != nil {
 		return err
 	}
-	return rw.l.Acquire(ctx, turnstile.Exclusive, nil, false)
+	return rw.l.Acquire(ctx, turnstile.Exclusive, recipe.WriteLabel, nil, false)
 }
 
 // TryLock acquires the write lock only if nobody holds the lock or waits
@@ -95,7 +95,7 @@ func (rw *RWMutex) TryLock(ctx context.Context) error {
 	if err := rw.upgrade(); err != nil {
 		return err
 	}
-	return rw.l.Acquire(ctx, turnstile.Exclusive, nil, true)
+	return rw.l.Acquire(ctx, turnstile.Exclusive, recipe.WriteLabel, nil, true)
 }
 
 func (rw *RWMutex) upgrade() error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,13 +16,15 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
+	"github.com/turnstile-go/turnstile/zklock/internal/znode"
 )
 
 // The turnstile.Backend methods. A name is a znode whose children are the
-// contenders: ephemeral sequential nodes named kind-id-sequence, where id
-// is fresh for every join. The id makes each node's path unique for good,
-// so deleting by path can never remove a later contender, and it lets a
-// join whose reply was lost find its node again.
+// contenders, ours and other clients': ephemeral sequential nodes, ours
+// named _c_<id>-<label><sequence> (package znode), where id is fresh for every
+// join. The id makes each node's path unique for good, so deleting by
+// path can never remove a later contender, and it lets a join whose reply
+// was lost find its node again.
 
 var _ turnstile.Backend = (*Session)(nil)
 
@@ -33,7 +36,7 @@ var _ turnstile.Backend = (*Session)(nil)
 // to, so a read that overtakes the create (1–2% of joins on this
 // project's machines) misses the node, and the caller reads again. The
 // parents' creation, the first time a name is used, adds round trips.
-func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
+func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
 	id := queue.NewID()
 	sending := make(chan struct{})
 	send := sync.OnceFunc(func() { close(sending) })
@@ -43,13 +46,14 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, va
 		<-sending
 		q, _ = s.Queue(ctx, name) // on error, nil: the caller reads again
 	})
-	node, err := s.create(ctx, name, queue.Node(kind, id), id, value, send)
+	node, err := s.create(ctx, name, id, label, value, send)
 	send() // if create gave up before sending
 	wg.Wait()
 	if err != nil {
 		return turnstile.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
 	self, _ := s.contender(name, node.path[len(name)+1:])
+	self.Kind = kind // a label alone may not tell (a candidate named lock-)
 	if !slices.ContainsFunc(q, func(c turnstile.Contender) bool { return c.Key == self.Key }) {
 		q = nil
 	}
@@ -76,10 +80,10 @@ type created struct {
 // create makes the contender node, finding it again if the reply is lost,
 // and makes the lock's parents if they are missing. It calls sending
 // just before each create request.
-func (s *Session) create(ctx context.Context, name, node, id string, value []byte, sending func()) (created, error) {
-	prefix := name + "/" + node + "-"
+func (s *Session) create(ctx context.Context, name, id, label string, value []byte, sending func()) (created, error) {
+	own := name + "/" + znode.Own(id)
 	for {
-		c, err := callOr(ctx, s, func() (created, error) { sending(); return s.createIn(name, prefix, value) },
+		c, err := callOr(ctx, s, func() (created, error) { sending(); return s.createIn(name, own, label, value) },
 			func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
 			lostReply := err
@@ -100,27 +104,34 @@ func (s *Session) create(ctx context.Context, name, node, id string, value []byt
 	}
 }
 
-// createIn creates an ephemeral sequential node under name in one
-// transaction with a write of name's (empty) data. A transaction has one
-// zxid, so the parent's new mzxid, which that write returns, is the
-// node's czxid: the fencing token comes without a request of its own.
-// (The client drops the zxid of a create's reply.) Where the session may
-// create under name but not write it, the node is created alone, and
-// Join reads its czxid.
-func (s *Session) createIn(name, prefix string, value []byte) (created, error) {
+// createIn creates the ephemeral sequential node own+label under name, in
+// one transaction with a stamp: a node of the session's own, created,
+// written and deleted again. A transaction has one zxid, so the stamp's
+// mzxid, which the write returns, is the contender's czxid: the fencing
+// token comes without a request of its own. (The client drops the zxid
+// of a create's reply, and cannot send ZooKeeper's create2, which returns
+// it.) No one ever sees the stamp, and no other program's node is
+// written; the parent's sequence counter moves by two per join instead
+// of one. Where the session may not write its own nodes (an ACL that
+// does not grant it WRITE), the node is created alone, and Join reads
+// its czxid.
+func (s *Session) createIn(name, own, label string, value []byte) (created, error) {
 	const flags = zk.FlagEphemeral | zk.FlagSequence
-	if _, refused := s.parentRefused.Load(name); !refused {
-		res, err := s.conn.Multi(&zk.CreateRequest{Path: prefix, Data: value, Acl: s.acl, Flags: flags},
-			&zk.SetDataRequest{Path: name, Version: -1})
+	if _, refused := s.stampRefused.Load(name); !refused {
+		stamp := own + "stamp"
+		res, err := s.conn.Multi(&zk.CreateRequest{Path: own + label, Data: value, Acl: s.acl, Flags: flags},
+			&zk.CreateRequest{Path: stamp, Acl: s.acl, Flags: zk.FlagEphemeral},
+			&zk.SetDataRequest{Path: stamp, Version: -1},
+			&zk.DeleteRequest{Path: stamp, Version: -1})
 		if !errors.Is(err, zk.ErrNoAuth) {
 			if err != nil {
 				return created{}, err
 			}
-			return created{res[0].String, res[1].Stat.Mzxid}, nil
+			return created{res[0].String, res[2].Stat.Mzxid}, nil
 		}
-		s.parentRefused.Store(name, true)
+		s.stampRefused.Store(name, true)
 	}
-	path, err := s.conn.Create(prefix, value, flags, s.acl)
+	path, err := s.conn.Create(own+label, value, flags, s.acl)
 	return created{path: path}, err
 }
 
@@ -148,7 +159,7 @@ func (s *Session) find(ctx context.Context, name, id string) (string, error) {
 		return "", nil
 	}
 	for _, child := range children {
-		if _, cid, _, ok := queue.ParseZNode(child); !ok || cid != id {
+		if _, _, ok := znode.Parse(child); !ok || !strings.HasPrefix(child, znode.Own(id)) {
 			continue
 		}
 		path := name + "/" + child
@@ -228,7 +239,7 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 			q = append(q, c)
 		}
 	}
-	queue.SortZNodes(q)
+	znode.Sort(q)
 	return q, nil
 }
 
@@ -293,7 +304,7 @@ func (s *Session) AwaitJoin(ctx context.Context, name string) error {
 }
 
 func (s *Session) contender(name, child string) (turnstile.Contender, bool) {
-	kind, _, seq, ok := queue.ParseZNode(child)
+	kind, seq, ok := znode.Parse(child)
 	return turnstile.Contender{Key: name + "/" + child, Kind: kind, Seq: seq}, ok
 }
 

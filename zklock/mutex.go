@@ -3,12 +3,12 @@
 //
 // A lock named /locks/orders is the znode /locks/orders (a container,
 // removed by the server once empty); each contender is an ephemeral
-// sequential child of it, visible with `zkCli ls /locks/orders`. Each
-// contender is created in one transaction with an empty write of the lock
-// znode's data, which tells the new node's czxid, the fencing token,
-// without a request of its own. So the lock znode's data is turnstile's:
-// data stored there does not survive a Lock, its version counts
-// contenders, and data watches on it fire for each.
+// sequential child of it, visible with `zkCli ls /locks/orders`, named as
+// Apache Curator names its own (_c_<random>-lock-<sequence>). Every child
+// whose name ends in a sequence number is a contender, whichever client
+// created it: a name can be shared with Curator, go-zookeeper's zk.Lock
+// and kazoo (see the README for the settings each needs). turnstile
+// writes only its own nodes, and the lock znode when it creates it.
 package zklock
 
 import (
@@ -54,14 +54,14 @@ func NewMutex(s *Session, name string) *Mutex {
 // ctx ended meanwhile. An ended session fails it with an error matching
 // turnstile.ErrLost or turnstile.ErrSessionClosed.
 func (m *Mutex) Lock(ctx context.Context) error {
-	return m.l.Acquire(ctx, turnstile.Exclusive, nil, false)
+	return m.l.Acquire(ctx, turnstile.Exclusive, recipe.MutexLabel, nil, false)
 }
 
 // TryLock acquires the lock only if it is free: it never waits. When
 // another contender holds the lock or is queued ahead, it leaves the
 // queue and returns an error matching turnstile.ErrLocked.
 func (m *Mutex) TryLock(ctx context.Context) error {
-	return m.l.Acquire(ctx, turnstile.Exclusive, nil, true)
+	return m.l.Acquire(ctx, turnstile.Exclusive, recipe.MutexLabel, nil, true)
 }
 
 // Unlock releases the lock, deleting this hold's node and no other, even

@@ -125,8 +125,8 @@ type Session struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
-	holds         sync.Map // a held node's path to its *hold
-	parentRefused sync.Map // names whose node this session may not write
+	holds        sync.Map // a held node's path to its *hold
+	stampRefused sync.Map // names under which this session may not write its own node
 }
 
 // Connect opens a session on the ZooKeeper ensemble at servers

@@ -3,8 +3,6 @@ package queue
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/turnstile-go/turnstile"
@@ -31,8 +29,10 @@ var words = map[turnstile.Kind]string{
 	turnstile.Candidate: "lead",
 }
 
-// Node returns the last path segment of a contender: kind, then id, as in
-// "lock-3f2a9c0d1e4b5a69". ZooKeeper appends "-" and its sequence number.
+// Node returns the last path segment of an etcd contender: kind, then id,
+// as in "lock-3f2a9c0d1e4b5a69". (ZooKeeper nodes are named as Curator
+// names them; zklock reads this form too, as an earlier turnstile wrote
+// it there.)
 func Node(kind turnstile.Kind, id string) string {
 	return words[kind] + "-" + id
 }
@@ -61,49 +61,4 @@ func parse(word, id string) (turnstile.Kind, string, bool) {
 		return turnstile.Candidate, id, true
 	}
 	return 0, "", false
-}
-
-// ParseZNode reads a ZooKeeper child created from Node with a sequential
-// suffix. The suffix is the parent's signed 32-bit counter, printed as
-// such, so past 2^31 it reads negative; seq is that counter taken modulo
-// 2^32, which SortZNodes orders correctly across the wrap.
-func ParseZNode(child string) (kind turnstile.Kind, id string, seq int64, ok bool) {
-	word, rest, _ := strings.Cut(child, "-")
-	if len(rest) < idLen+1+10 || rest[idLen] != '-' {
-		return 0, "", 0, false
-	}
-	// ZooKeeper prints the counter with %010d: "0000000007", "-000000001".
-	n, err := strconv.ParseInt(rest[idLen+1:], 10, 32)
-	if err != nil {
-		return 0, "", 0, false
-	}
-	kind, id, ok = parse(word, rest[:idLen])
-	return kind, id, int64(uint32(int32(n))), ok
-}
-
-// SortZNodes puts contenders in ZooKeeper's order of creation. Sequence
-// numbers are compared in serial-number arithmetic (RFC 1982) modulo 2^32,
-// which is right across the counter's wrap because the contenders alive
-// at once span far fewer than 2^31 creations.
-func SortZNodes(cs []turnstile.Contender) {
-	if len(cs) < 2 {
-		return
-	}
-	// A queue read sorts every contender, twice per hand-off in a long
-	// queue: sorting the contenders themselves, 56-byte values, through
-	// a comparison function took longer than the rest of the read's
-	// client work. So each becomes one integer, its distance from the
-	// first's sequence number above the lower 32 bits and its index in
-	// them, and the integers are sorted.
-	keys := make([]uint64, len(cs))
-	for i, c := range cs {
-		distance := int32(uint32(c.Seq) - uint32(cs[0].Seq))
-		keys[i] = uint64(uint32(distance)+1<<31)<<32 | uint64(i)
-	}
-	slices.Sort(keys)
-	sorted := make([]turnstile.Contender, len(cs))
-	for i, k := range keys {
-		sorted[i] = cs[uint32(k)]
-	}
-	copy(cs, sorted)
 }

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -143,97 +141,6 @@ func TestParseNode(t *testing.T) {
 	} {
 		if _, _, ok := ParseNode(foreign); ok {
 			t.Errorf("ParseNode(%q) accepted a foreign entry", foreign)
-		}
-	}
-}
-
-func TestParseZNode(t *testing.T) {
-	const id = "0123456789abcdef"
-	for _, tc := range []struct {
-		child string
-		seq   int64
-		ok    bool
-	}{
-		{"lock-" + id + "-0000000000", 0, true},
-		{"read-" + id + "-0000000042", 42, true},
-		{"lead-" + id + "-2147483647", 1<<31 - 1, true},
-		{"lock-" + id + "--2147483648", 1 << 31, true}, // the counter past 2^31
-		{"lock-" + id + "--000000001", 1<<32 - 1, true},
-		{"lock-" + id, 0, false},                 // no sequence: not ours on ZooKeeper
-		{"lock-" + id + "-42", 0, false},         // ZooKeeper pads to ten digits
-		{"lock-" + id + "-2147483648", 0, false}, // not a 32-bit counter
-		{"lock-" + id + "-00000000x1", 0, false},
-		{"_c_8d3f-lock-0000000001", 0, false}, // another library's protected node
-		{"zookeeper", 0, false},
-	} {
-		_, gid, seq, ok := ParseZNode(tc.child)
-		if ok != tc.ok || ok && (seq != tc.seq || gid != id) {
-			t.Errorf("ParseZNode(%q) = %q %d %v; want %d %v", tc.child, gid, seq, ok, tc.seq, tc.ok)
-		}
-	}
-}
-
-// Children as ZooKeeper lists them (any order), with foreign entries and
-// a sequence counter that wrapped past 2^31 and past 2^32: the queue read
-// from them is in creation order, and decisions follow the rules.
-func TestZNodeQueue(t *testing.T) {
-	child := func(k turnstile.Kind, n int, seq string) string {
-		return Node(k, fmt.Sprintf("%016x", n)) + "-" + seq
-	}
-	for _, tc := range []struct {
-		name     string
-		children []string
-		want     []int // ids in order
-	}{
-		{"plain", []string{child(x, 3, "0000000012"), "config", child(x, 1, "0000000010"), child(s, 2, "0000000011")}, []int{1, 2, 3}},
-		{"past 2^31", []string{child(x, 3, "-2147483647"), child(x, 1, "2147483646"), child(s, 4, "-2147483646"), child(x, 2, "2147483647"), child(x, 5, "-2147483648")},
-			[]int{1, 2, 5, 3, 4}},
-		{"past 2^32", []string{child(x, 2, "0000000000"), child(x, 1, "-000000001"), child(x, 3, "0000000001")}, []int{1, 2, 3}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var cs []turnstile.Contender
-			for _, ch := range tc.children {
-				if k, _, seq, ok := ParseZNode(ch); ok {
-					cs = append(cs, turnstile.Contender{Key: "/locks/a/" + ch, Kind: k, Seq: seq})
-				}
-			}
-			SortZNodes(cs)
-			var got []int
-			for _, c := range cs {
-				_, id, _, _ := ParseZNode(c.Key[len("/locks/a/"):])
-				var n int
-				fmt.Sscanf(id, "%x", &n)
-				got = append(got, n)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("order %v, want %v", got, tc.want)
-			}
-			// The last contender waits for the one created just before it,
-			// an exclusive one in every case here.
-			d, err := Decide(cs, cs[len(cs)-1].Key)
-			if err != nil || d.Admitted || d.Wait != cs[len(cs)-2] {
-				t.Fatalf("Decide: %+v %v", d, err)
-			}
-		})
-	}
-}
-
-// Contenders created in a row, from any point of the counter (across
-// either wrap among them), come out in creation order from any shuffle.
-func TestSortZNodesShuffled(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, base := range []uint32{0, 1<<31 - 100, 1<<32 - 100, r.Uint32(), r.Uint32()} {
-		n := 1 + r.IntN(300)
-		cs := make([]turnstile.Contender, n)
-		for i := range cs {
-			cs[i] = turnstile.Contender{Key: fmt.Sprint(i), Seq: int64(base + uint32(i)*3)}
-		}
-		r.Shuffle(n, func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
-		SortZNodes(cs)
-		for i, c := range cs {
-			if c.Key != fmt.Sprint(i) {
-				t.Fatalf("from %d: position %d holds contender %s", base, i, c.Key)
-			}
 		}
 	}
 }

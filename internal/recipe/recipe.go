@@ -29,6 +29,16 @@ const CleanupTimeout = 2 * time.Second
 // WatchDelay and a round trip.
 const WatchDelay = 50 * time.Millisecond
 
+// The labels of the recipes' contenders: the lock names Curator gives the
+// same recipes, which a ZooKeeper backend writes into its nodes' names so
+// that Curator, go-zookeeper's zk.Lock and kazoo recognise them.
+const (
+	MutexLabel = "lock-"    // a mutex, and a LeaderSelector's candidate
+	WriteLabel = "__WRIT__" // the write side of a read-write lock
+	ReadLabel  = "__READ__" // the read side of a read-write lock
+	LatchLabel = "latch-"   // a LeaderLatch's candidate
+)
+
 // Lock is one recipe value's hold on a name: at most one contender in the
 // server's queue, shared by the value's goroutines through a local FIFO.
 type Lock struct {
@@ -75,12 +85,12 @@ func isNil(b turnstile.Backend) bool {
 	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
-// Acquire joins the queue as a contender of kind with value as payload
-// and blocks until admitted. With try set it never waits: if it is not
+// Acquire joins the queue as a contender of kind, named with label, with
+// value as payload, and blocks until admitted. With try set it never waits: if it is not
 // admitted at once it leaves the queue and returns an error matching
 // turnstile.ErrLocked. On any error nothing of this call is left in the
 // queue.
-func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, value []byte, try bool) error {
+func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, label string, value []byte, try bool) error {
 	if l.err != nil {
 		return l.err
 	}
@@ -94,7 +104,7 @@ func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, value []byte, t
 	} else if err := l.gate.enter(ctx); err != nil {
 		return err
 	}
-	h, err := l.acquire(ctx, kind, value, try)
+	h, err := l.acquire(ctx, kind, label, value, try)
 	if err != nil {
 		l.gate.leave()
 		return err
@@ -105,8 +115,8 @@ func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, value []byte, t
 	return nil
 }
 
-func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, value []byte, try bool) (*Hold, error) {
-	self, q, err := l.b.Join(ctx, l.name, kind, value)
+func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, value []byte, try bool) (*Hold, error) {
+	self, q, err := l.b.Join(ctx, l.name, kind, label, value)
 	if err != nil {
 		return nil, err
 	}

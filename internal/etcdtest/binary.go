@@ -20,12 +20,33 @@ import (
 // very server the embedded member is built from.
 const serverModule = "go.etcd.io/etcd/server/v3"
 
-// binary is built at most once per test process; the per-user cache
-// makes it at most once per version across processes and runs.
-var binary struct {
-	sync.Mutex
+var etcdBin = &goBinary{module: serverModule, name: "etcd"}
+
+// goBinary is a program built from the main package of a module this
+// module requires. It is built at most once per test process; the
+// per-user cache makes it at most once per version across processes and
+// runs.
+type goBinary struct {
+	module, name string
+
+	mu   sync.Mutex
 	path string
 	err  error
+}
+
+// get returns the binary's path, or stops the test as unavailable when
+// it cannot be had.
+func (b *goBinary) get(tb testing.TB) string {
+	tb.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path == "" && b.err == nil {
+		b.path, b.err = findOrBuild(tb, b.module, b.name)
+	}
+	if b.err != nil {
+		testenv.Unavailable(tb, "%s binary: %v", b.name, b.err)
+	}
+	return b.path
 }
 
 // etcdBinary returns the path of an etcd binary built from this module's
@@ -33,18 +54,12 @@ var binary struct {
 // when it cannot be had.
 func etcdBinary(tb testing.TB) string {
 	tb.Helper()
-	binary.Lock()
-	defer binary.Unlock()
-	if binary.path == "" && binary.err == nil {
-		binary.path, binary.err = findOrBuild(tb)
-	}
-	if binary.err != nil {
-		testenv.Unavailable(tb, "etcd binary: %v", binary.err)
-	}
-	return binary.path
+	return etcdBin.get(tb)
 }
 
-func findOrBuild(tb testing.TB) (string, error) {
+// findOrBuild returns the cached binary called name built from module at
+// the version this module requires, building it first if need be.
+func findOrBuild(tb testing.TB, module, name string) (string, error) {
 	if _, err := exec.LookPath("go"); err != nil {
 		return "", fmt.Errorf("building it needs the go command: %w", err)
 	}
@@ -58,7 +73,7 @@ func findOrBuild(tb testing.TB) (string, error) {
 	root := filepath.Dir(gomod)
 	// Listed from the module root, so the version is the one `go build`
 	// below will compile.
-	version, err := goCmd(root, "list", "-m", "-f", "{{.Version}}", serverModule)
+	version, err := goCmd(root, "list", "-m", "-f", "{{.Version}}", module)
 	if err != nil {
 		return "", err
 	}
@@ -69,7 +84,7 @@ func findOrBuild(tb testing.TB) (string, error) {
 		cache = os.TempDir()
 	}
 	dir := filepath.Join(cache, "turnstile")
-	path := filepath.Join(dir, "etcd-"+version)
+	path := filepath.Join(dir, name+"-"+version)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
@@ -79,23 +94,23 @@ func findOrBuild(tb testing.TB) (string, error) {
 	// Test processes of several packages may build at once: each builds
 	// into a file of its own and renames it into place, so a reader sees
 	// either no binary or a whole one.
-	tmp, err := os.CreateTemp(dir, "etcd-"+version+".*.tmp")
+	tmp, err := os.CreateTemp(dir, name+"-"+version+".*.tmp")
 	if err != nil {
 		return "", err
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", tmp.Name(), serverModule)
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), module)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", serverModule, err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", module, err, out)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", err
 	}
-	tb.Logf("built etcd %s into %s in %v", version, path, time.Since(start).Round(time.Millisecond))
+	tb.Logf("built %s %s into %s in %v", name, version, path, time.Since(start).Round(time.Millisecond))
 	return path, nil
 }
 

@@ -137,6 +137,10 @@ func (l *Link) Restore() {
 	}
 }
 
+// Addrs returns the servers' addresses, for other clients to reach them:
+// "host:port" for ZooKeeper, endpoints for etcd.
+func (s *Service) Addrs() []string { return s.addrs }
+
 // Servers returns how many servers there are.
 func (s *Service) Servers() int { return len(s.addrs) }
 

@@ -55,7 +55,7 @@ func (p *Process) Start() error {
 	// An *os.File is handed to the child as is: no goroutine copies its
 	// output, and none outlives the process.
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", p.Name, err)
 	}

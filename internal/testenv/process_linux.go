@@ -8,14 +8,14 @@ import (
 	"time"
 )
 
-// sysProcAttr makes the kernel kill a server when the test process dies
+// SysProcAttr makes the kernel kill a server when the test process dies
 // without running its cleanups, as when `go test -timeout` panics, so
 // that no orphan keeps its ports and directory.
 //
 // The signal is tied to the thread that started the server, not to the
 // process; the Go runtime only ends a thread when a goroutine exits while
 // locked to it, which nothing in a test that starts servers should do.
-func sysProcAttr() *syscall.SysProcAttr {
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 

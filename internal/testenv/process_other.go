@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// sysProcAttr has no way outside Linux to tie a server's life to the
+// SysProcAttr has no way outside Linux to tie a server's life to the
 // test process; a test binary killed without cleanup leaves it running.
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+func SysProcAttr() *syscall.SysProcAttr { return nil }
 
 // waitStopped cannot observe the stop outside Linux, so Pause returns
 // once the signal is sent.

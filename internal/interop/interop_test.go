@@ -1,0 +1,418 @@
+// Package interop_test shows turnstile sharing names with the lock
+// clients already running on the same servers: go-zookeeper's zk.Lock,
+// Apache Curator and kazoo on ZooKeeper, etcd's concurrency package and
+// etcdctl on etcd. Each test mixes turnstile contenders with another
+// client's on one name, against the real servers and the real clients,
+// and counts who is inside a shared resource that every holder enters
+// after it acquires and leaves before it releases.
+package interop_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/election"
+	"github.com/turnstile-go/turnstile/internal/backends"
+	"github.com/turnstile-go/turnstile/internal/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/servicetest"
+	"github.com/turnstile-go/turnstile/rwlock"
+)
+
+func TestMain(m *testing.M) { os.Exit(servicetest.Main(m, nil)) }
+
+// cycles is how many times each contender acquires and releases.
+const cycles = 20
+
+// hold is how long a holder stays inside: long enough that a second
+// holder let in by mistake would be inside at the same time.
+const hold = 2 * time.Millisecond
+
+// A contender is one client's way to hold a name: turnstile's, or another
+// client's. acquire blocks until it holds, or leads.
+type contender struct {
+	who     string
+	kind    turnstile.Kind // Shared for a reader, else Exclusive
+	acquire func(ctx context.Context) error
+	release func(ctx context.Context) error
+}
+
+// resource is what every holder enters once it holds and leaves before it
+// lets go. It counts overlaps (a holder entering while another is inside
+// that it may not share with) and records the server's queue head at
+// every exclusive entry, which must grow: grants in the server's order.
+type resource struct {
+	head func(tb testing.TB) int64
+
+	mu       sync.Mutex
+	inside   map[string]turnstile.Kind
+	overlaps []string
+	heads    []int64
+	entries  int
+}
+
+func newResource(head func(tb testing.TB) int64) *resource {
+	return &resource{head: head, inside: map[string]turnstile.Kind{}}
+}
+
+func (r *resource) enter(tb testing.TB, c contender) {
+	r.mu.Lock()
+	for who, k := range r.inside {
+		if k != turnstile.Shared || c.kind != turnstile.Shared {
+			r.overlaps = append(r.overlaps, fmt.Sprintf("%s entered while %s was inside", c.who, who))
+		}
+	}
+	r.inside[c.who] = c.kind
+	r.entries++
+	r.mu.Unlock()
+	if c.kind != turnstile.Shared && r.head != nil {
+		h := r.head(tb)
+		r.mu.Lock()
+		r.heads = append(r.heads, h)
+		r.mu.Unlock()
+	}
+}
+
+func (r *resource) leave(c contender) {
+	r.mu.Lock()
+	delete(r.inside, c.who)
+	r.mu.Unlock()
+}
+
+// check fails tb on any overlap, or on a grant out of the server's order.
+func (r *resource) check(tb testing.TB, wantEntries int) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.overlaps) > 0 {
+		tb.Errorf("%d overlaps, e.g. %s", len(r.overlaps), r.overlaps[0])
+	}
+	if r.entries != wantEntries {
+		tb.Errorf("%d entries, want %d", r.entries, wantEntries)
+	}
+	for i := 1; i < len(r.heads); i++ {
+		if r.heads[i] <= r.heads[i-1] {
+			tb.Errorf("grant %d went to the contender at %d, after one at %d: not in the server's order", i, r.heads[i], r.heads[i-1])
+			break
+		}
+	}
+}
+
+// queueHead reads the first contender of name, whoever wrote it, as the
+// server orders them: at an exclusive holder's entry, that holder.
+func queueHead(s turnstile.Backend, name string) func(tb testing.TB) int64 {
+	return func(tb testing.TB) int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q, err := s.Queue(ctx, name)
+		if err != nil || len(q) == 0 {
+			tb.Errorf("queue head of %s: %v (%d queued)", name, err, len(q))
+			return 0
+		}
+		return q[0].Seq
+	}
+}
+
+// loop has c acquire, enter, leave and release n times.
+func loop(ctx context.Context, tb testing.TB, r *resource, c contender, n int) error {
+	for range n {
+		if err := c.acquire(ctx); err != nil {
+			return fmt.Errorf("%s acquire: %w", c.who, err)
+		}
+		r.enter(tb, c)
+		time.Sleep(hold)
+		r.leave(c)
+		if err := c.release(ctx); err != nil {
+			return fmt.Errorf("%s release: %w", c.who, err)
+		}
+	}
+	return nil
+}
+
+// mix runs every contender's loop at once on one name, and checks that no
+// two were ever inside together and that grants followed the server's
+// order.
+func mix(t *testing.T, r *resource, cs []contender) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cs))
+	for _, c := range cs {
+		wg.Go(func() {
+			if err := loop(ctx, t, r, c, cycles); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	r.check(t, len(cs)*cycles)
+}
+
+// turnstileMutexes returns n turnstile Mutexes on name, each on its own
+// session.
+func turnstileMutexes(t *testing.T, s *servicetest.Service, name string, n int) []contender {
+	var cs []contender
+	for i := range n {
+		m := backends.NewMutex(s.Session(t), name)
+		cs = append(cs, contender{who: fmt.Sprintf("turnstile#%d", i), kind: turnstile.Exclusive, acquire: m.Lock, release: m.Unlock})
+	}
+	return cs
+}
+
+// turnstileRW returns n turnstile RWMutexes on name, each on its own
+// session, as readers or writers.
+func turnstileRW(t *testing.T, s *servicetest.Service, name string, n int, kind turnstile.Kind) []contender {
+	var cs []contender
+	for i := range n {
+		rw := rwlock.New(s.Session(t), name)
+		c := contender{who: fmt.Sprintf("turnstile-%s#%d", kind, i), kind: kind, acquire: rw.Lock, release: rw.Unlock}
+		if kind == turnstile.Shared {
+			c.acquire, c.release = rw.RLock, rw.RUnlock
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// zkLocks returns n go-zookeeper zk.Lock contenders on name, each on its
+// own connection.
+func zkLocks(t *testing.T, s *servicetest.Service, name string, n int) []contender {
+	var cs []contender
+	for i := range n {
+		conn, _, err := zk.Connect(s.Addrs(), servicetest.Lifetime, zk.WithLogger(quiet{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(conn.Close)
+		l := zk.NewLock(conn, name, zk.WorldACL(zk.PermAll))
+		cs = append(cs, contender{who: fmt.Sprintf("zk.Lock#%d", i), kind: turnstile.Exclusive,
+			acquire: func(context.Context) error { return l.Lock() },
+			release: func(context.Context) error { return l.Unlock() }})
+	}
+	return cs
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
+
+// etcdSession opens an etcd concurrency session, closed when t ends.
+func etcdSession(t *testing.T, s *servicetest.Service) *concurrency.Session {
+	cli := etcdtest.NewClient(t, s.Addrs()...)
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(int(servicetest.Lifetime/time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	return sess
+}
+
+// etcdMutexes returns n concurrency.Mutex contenders on name, each on its
+// own session: they keep their keys under name/, as turnstile does.
+func etcdMutexes(t *testing.T, s *servicetest.Service, name string, n int) []contender {
+	var cs []contender
+	for i := range n {
+		m := concurrency.NewMutex(etcdSession(t, s), name)
+		cs = append(cs, contender{who: fmt.Sprintf("concurrency.Mutex#%d", i), kind: turnstile.Exclusive, acquire: m.Lock, release: m.Unlock})
+	}
+	return cs
+}
+
+// both runs f as a subtest over ZooKeeper and over etcd, with the name
+// and a contender constructor for the other clients of that service.
+func zookeeper(t *testing.T, f func(t *testing.T, s *servicetest.Service)) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		if s.Name == "zookeeper" {
+			f(t, s)
+		}
+	})
+}
+
+func etcd(t *testing.T, f func(t *testing.T, s *servicetest.Service)) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		if s.Name == "etcd" {
+			f(t, s)
+		}
+	})
+}
+
+// 3 turnstile Mutexes and 3 of go-zookeeper's zk.Lock on one name.
+func TestZKLock(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		r := newResource(queueHead(s.Session(t), name))
+		mix(t, r, append(turnstileMutexes(t, s, name, 3), zkLocks(t, s, name, 3)...))
+	})
+}
+
+// 3 turnstile Mutexes and 3 of etcd's concurrency.Mutex on one name.
+func TestEtcdMutex(t *testing.T) {
+	etcd(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		r := newResource(queueHead(s.Session(t), name))
+		mix(t, r, append(turnstileMutexes(t, s, name, 3), etcdMutexes(t, s, name, 3)...))
+	})
+}
+
+// A candidate of any client in an election: campaign blocks until it
+// leads, and id is what it stored for others to name it by.
+type candidate struct {
+	contender
+	id string
+}
+
+// elect runs every candidate's terms at once on one election, and checks
+// that no two leaders ever worked at once and that, during every term,
+// each observer names the leader of that term.
+func elect(t *testing.T, cs []candidate, observers map[string]func(context.Context) (string, error)) {
+	t.Helper()
+	r := newResource(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	var misnamed []string
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cs))
+	for _, c := range cs {
+		wg.Go(func() {
+			for range cycles {
+				if err := c.acquire(ctx); err != nil {
+					errs <- fmt.Errorf("%s campaign: %w", c.who, err)
+					cancel()
+					return
+				}
+				r.enter(t, c.contender)
+				for who, leader := range observers {
+					id, err := leader(ctx)
+					if err != nil || id != c.id {
+						mu.Lock()
+						misnamed = append(misnamed, fmt.Sprintf("%s named %q (%v) while %s led", who, id, err, c.id))
+						mu.Unlock()
+					}
+				}
+				r.leave(c.contender)
+				if err := c.release(ctx); err != nil {
+					errs <- fmt.Errorf("%s resign: %w", c.who, err)
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	r.check(t, len(cs)*cycles)
+	if len(misnamed) > 0 {
+		t.Errorf("%d leaders misnamed, e.g. %s", len(misnamed), misnamed[0])
+	}
+}
+
+// turnstileCandidates returns n turnstile candidates of the election name,
+// each on its own session, with the given options.
+func turnstileCandidates(t *testing.T, s *servicetest.Service, name string, n int, opts ...election.Option) []candidate {
+	var cs []candidate
+	for i := range n {
+		id := fmt.Sprintf("turnstile-%d", i)
+		e := election.New(s.Session(t), name, id, opts...)
+		cs = append(cs, candidate{contender{who: id, kind: turnstile.Exclusive, acquire: e.Campaign, release: e.Resign}, id})
+	}
+	return cs
+}
+
+// turnstileLeader is turnstile's view of the election's leader.
+func turnstileLeader(t *testing.T, s *servicetest.Service, name string) func(context.Context) (string, error) {
+	return election.New(s.Session(t), name, "observer").Leader
+}
+
+// 3 turnstile candidates and 3 of etcd's concurrency.Election on one
+// election, each side naming the other's leaders.
+func TestEtcdElection(t *testing.T) {
+	etcd(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		cs := turnstileCandidates(t, s, name, 3)
+		for i := range 3 {
+			id := fmt.Sprintf("concurrency-%d", i)
+			e := concurrency.NewElection(etcdSession(t, s), name)
+			cs = append(cs, candidate{contender{who: id, kind: turnstile.Exclusive,
+				acquire: func(ctx context.Context) error { return e.Campaign(ctx, id) }, release: e.Resign}, id})
+		}
+		theirs := concurrency.NewElection(etcdSession(t, s), name)
+		elect(t, cs, map[string]func(context.Context) (string, error){
+			"turnstile": turnstileLeader(t, s, name),
+			"concurrency.Election": func(ctx context.Context) (string, error) {
+				resp, err := theirs.Leader(ctx)
+				if err != nil {
+					return "", err
+				}
+				return string(resp.Kvs[0].Value), nil
+			},
+		})
+	})
+}
+
+// etcdctlLocks returns n contenders that each hold name through a run of
+// `etcdctl lock`, one process per hold, as an operator's script would.
+func etcdctlLocks(t *testing.T, s *servicetest.Service, name string, n int) []contender {
+	var cs []contender
+	for i := range n {
+		var held *etcdtest.Held
+		cs = append(cs, contender{who: fmt.Sprintf("etcdctl-lock#%d", i), kind: turnstile.Exclusive,
+			acquire: func(ctx context.Context) (err error) {
+				held, err = etcdtest.EtcdctlLock(ctx, t, s.Addrs(), name)
+				return err
+			},
+			release: func(ctx context.Context) error { return held.Release(ctx) }})
+	}
+	return cs
+}
+
+// 3 turnstile Mutexes and 3 `etcdctl lock` runs at a time on one name.
+func TestEtcdctlLock(t *testing.T) {
+	etcd(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		r := newResource(queueHead(s.Session(t), name))
+		mix(t, r, append(turnstileMutexes(t, s, name, 3), etcdctlLocks(t, s, name, 3)...))
+	})
+}
+
+// 3 turnstile candidates and 3 `etcdctl elect` runs at a time on one
+// election, each side naming the other's leaders.
+func TestEtcdctlElect(t *testing.T) {
+	etcd(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		cs := turnstileCandidates(t, s, name, 3)
+		for i := range 3 {
+			id := fmt.Sprintf("etcdctl-%d", i)
+			var held *etcdtest.Held
+			cs = append(cs, candidate{contender{who: id, kind: turnstile.Exclusive,
+				acquire: func(ctx context.Context) (err error) {
+					held, err = etcdtest.EtcdctlElect(ctx, t, s.Addrs(), name, id)
+					return err
+				},
+				release: func(ctx context.Context) error { return held.Release(ctx) }}, id})
+		}
+		elect(t, cs, map[string]func(context.Context) (string, error){
+			"turnstile": turnstileLeader(t, s, name),
+			"etcdctl elect -l": func(ctx context.Context) (string, error) {
+				return etcdtest.EtcdctlLeader(ctx, t, s.Addrs(), name)
+			},
+		})
+	})
+}

@@ -1,13 +1,19 @@
 # The one command behind the README's test instructions and CI:
 #   make test
-# installs what the tests need (ZooKeeper, from Debian's packages, when it
-# is missing) and runs vet and the whole suite with the race detector,
-# then each fuzz target for a few seconds. The fuzzing budget is a count of
-# inputs, not a time: with a time, Go 1.26's fuzzing coordinator can
-# report its own deadline as a failure (go.dev/issue/75804).
-# etcd needs no install: the tests build it from its Go module.
+# installs what the tests need from Debian's packages when it is missing
+# (ZooKeeper; Apache Curator and a JDK to compile the small Java program
+# that drives it; kazoo for Debian's python3) and runs vet and the whole
+# suite with the race detector, then each fuzz target for a few seconds.
+# The fuzzing budget is a count of inputs, not a time: with a time, Go
+# 1.26's fuzzing coordinator can report its own deadline as a failure
+# (go.dev/issue/75804). etcd and etcdctl need no install: the tests build
+# them from their Go modules.
 
 ZK_JAR := /usr/share/java/zookeeper.jar
+CURATOR_JAR := /usr/share/java/curator-recipes.jar
+SLF4J_JAR := /usr/share/java/slf4j-simple.jar
+KAZOO := /usr/lib/python3/dist-packages/kazoo
+PACKAGES := zookeeper libcurator-recipes-java libslf4j-java python3-kazoo default-jdk-headless
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test deps
@@ -16,10 +22,12 @@ test: deps
 	go test -race -count=1 ./...
 	go test -run XXX -fuzz FuzzValidateName -fuzztime 100000x .
 	go test -run XXX -fuzz FuzzParseSequencer -fuzztime 200000x .
+	go test -run XXX -fuzz FuzzParse -fuzztime 200000x ./zklock/internal/znode
 
 deps:
-	@if [ ! -f $(ZK_JAR) ] || ! command -v java >/dev/null; then \
-		echo "installing ZooKeeper (Debian package zookeeper)"; \
+	@if [ ! -f $(ZK_JAR) ] || [ ! -f $(CURATOR_JAR) ] || [ ! -f $(SLF4J_JAR) ] || [ ! -d $(KAZOO) ] \
+		|| ! command -v java >/dev/null || ! command -v javac >/dev/null || [ ! -x /usr/bin/python3 ]; then \
+		echo "installing $(PACKAGES) (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends zookeeper; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PACKAGES); \
 	fi

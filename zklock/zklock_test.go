@@ -629,3 +629,33 @@ func TestFencing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "current", string(got))
 }
+
+// The lock znode may belong to another program, which keeps its own data
+// there: 100 Locks leave that data, and its version, as they found them,
+// and each token is still the node's czxid.
+func TestOthersData(t *testing.T) {
+	ctx := context.Background()
+	c := server(t)
+	name := locktest.Top()
+	owner := connect(t, c).Conn()
+	_, err := owner.Create(name, []byte("owner's config"), 0, zk.WorldACL(zk.PermAll))
+	require.NoError(t, err)
+	_, before, err := owner.Get(name)
+	require.NoError(t, err)
+	t.Cleanup(func() { owner.Delete(name, -1) })
+
+	s := connect(t, c)
+	m := zklock.NewMutex(s, name)
+	for range 100 {
+		require.NoError(t, m.Lock(ctx))
+		_, stat, err := owner.Exists(m.Sequencer().Key)
+		require.NoError(t, err)
+		require.Equal(t, stat.Czxid, m.Token(), "token of %s", m.Sequencer().Key)
+		require.NoError(t, m.Unlock(ctx))
+	}
+	data, after, err := owner.Get(name)
+	require.NoError(t, err)
+	require.Equal(t, "owner's config", string(data))
+	require.Equal(t, before.Version, after.Version, "the lock znode's data version")
+	require.Equal(t, before.Mzxid, after.Mzxid, "the lock znode's mzxid")
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/turnstile-go/turnstile/election"
 	"github.com/turnstile-go/turnstile/internal/backends"
 	"github.com/turnstile-go/turnstile/internal/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/foreign"
 	"github.com/turnstile-go/turnstile/internal/locktest"
 	"github.com/turnstile-go/turnstile/internal/servicetest"
 	"github.com/turnstile-go/turnstile/rwlock"
@@ -121,9 +122,15 @@ func queueHead(s turnstile.Backend, name string) func(tb testing.TB) int64 {
 	}
 }
 
-// loop has c acquire, enter, leave and release n times.
-func loop(ctx context.Context, tb testing.TB, r *resource, c contender, n int) error {
-	for range n {
+// loop has c acquire, enter, leave and release n times, or until stop
+// closes if n is 0.
+func loop(ctx context.Context, tb testing.TB, r *resource, c contender, n int, stop <-chan struct{}) error {
+	for i := 0; n == 0 || i < n; i++ {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
 		if err := c.acquire(ctx); err != nil {
 			return fmt.Errorf("%s acquire: %w", c.who, err)
 		}
@@ -148,7 +155,7 @@ func mix(t *testing.T, r *resource, cs []contender) {
 	errs := make(chan error, len(cs))
 	for _, c := range cs {
 		wg.Go(func() {
-			if err := loop(ctx, t, r, c, cycles); err != nil {
+			if err := loop(ctx, t, r, c, cycles, nil); err != nil {
 				errs <- err
 				cancel()
 			}
@@ -160,6 +167,64 @@ func mix(t *testing.T, r *resource, cs []contender) {
 		t.Error(err)
 	}
 	r.check(t, len(cs)*cycles)
+}
+
+// migrate is a rolling migration from another client to turnstile on one
+// name: the old copies hold and queue, turnstile's copies join them, and
+// the old copies leave one by one while turnstile's go on. No two are
+// ever inside together, and grants follow the server's order.
+func migrate(t *testing.T, r *resource, old, ours []contender) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	errs := make(chan error, len(old)+len(ours))
+	start := func(cs []contender) (stops []chan struct{}, dones []chan struct{}) {
+		for _, c := range cs {
+			stop, done := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(done)
+				if err := loop(ctx, t, r, c, 0, stop); err != nil {
+					errs <- err
+					cancel()
+				}
+			}()
+			stops, dones = append(stops, stop), append(dones, done)
+		}
+		return stops, dones
+	}
+	// waitEntries waits until the resource has seen n more entries.
+	waitEntries := func(n int) {
+		r.mu.Lock()
+		want := r.entries + n
+		r.mu.Unlock()
+		locktest.Eventually(t, time.Minute, fmt.Sprintf("%d more entries", n), func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.entries >= want || ctx.Err() != nil
+		})
+	}
+	oldStops, oldDones := start(old)
+	waitEntries(2 * len(old))
+	ourStops, ourDones := start(ours)
+	waitEntries(2 * len(ours))
+	for i := range old {
+		close(oldStops[i])
+		<-oldDones[i]
+		waitEntries(len(ours))
+	}
+	waitEntries(2 * len(ours))
+	for i := range ours {
+		close(ourStops[i])
+		<-ourDones[i]
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	r.mu.Lock()
+	entries := r.entries
+	r.mu.Unlock()
+	r.check(t, entries)
 }
 
 // turnstileMutexes returns n turnstile Mutexes on name, each on its own
@@ -414,5 +479,152 @@ func TestEtcdctlElect(t *testing.T) {
 				return etcdtest.EtcdctlLeader(ctx, t, s.Addrs(), name)
 			},
 		})
+	})
+}
+
+// A rolling migration from etcd's concurrency.Mutex to turnstile.
+func TestEtcdMigration(t *testing.T) {
+	etcd(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		migrate(t, newResource(queueHead(s.Session(t), name)), etcdMutexes(t, s, name, 3), turnstileMutexes(t, s, name, 3))
+	})
+}
+
+// driven returns contenders of another client run in their own
+// processes, one per id, as start makes them.
+func driven(kind turnstile.Kind, start func(id string) *foreign.Client, ids ...string) []contender {
+	var cs []contender
+	for _, id := range ids {
+		c := start(id)
+		cs = append(cs, contender{who: id, kind: kind,
+			acquire: func(ctx context.Context) error { _, err := c.Acquire(ctx); return err },
+			release: c.Release})
+	}
+	return cs
+}
+
+func ids(prefix string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return out
+}
+
+// curator starts Curator recipe clients on name, one per id.
+func curator(t *testing.T, s *servicetest.Service, recipe, name string) func(id string) *foreign.Client {
+	return func(id string) *foreign.Client { return foreign.Curator(t, s.Addrs(), recipe, name, id) }
+}
+
+// kazoo starts kazoo recipe clients on name with the given
+// extra_lock_patterns, one per id.
+func kazoo(t *testing.T, s *servicetest.Service, recipe, name string, patterns ...string) func(id string) *foreign.Client {
+	return func(id string) *foreign.Client { return foreign.Kazoo(t, s.Addrs(), recipe, name, id, patterns...) }
+}
+
+// 3 turnstile Mutexes and 3 Curator InterProcessMutexes on one name.
+func TestCuratorMutex(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		r := newResource(queueHead(s.Session(t), name))
+		mix(t, r, append(turnstileMutexes(t, s, name, 3), driven(turnstile.Exclusive, curator(t, s, "mutex", name), ids("curator", 3)...)...))
+	})
+}
+
+// 3 turnstile Mutexes and 3 kazoo Locks, given the README's pattern, on
+// one name.
+func TestKazooLock(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		r := newResource(queueHead(s.Session(t), name))
+		mix(t, r, append(turnstileMutexes(t, s, name, 3), driven(turnstile.Exclusive, kazoo(t, s, "lock", name, foreign.LockPattern), ids("kazoo", 3)...)...))
+	})
+}
+
+// Readers and writers of turnstile's RWMutex and of Curator's
+// InterProcessReadWriteLock on one name: writers alone, readers together.
+func TestCuratorReadWrite(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		r := newResource(queueHead(s.Session(t), name))
+		cs := append(turnstileRW(t, s, name, 2, turnstile.Exclusive), turnstileRW(t, s, name, 1, turnstile.Shared)...)
+		cs = append(cs, driven(turnstile.Exclusive, curator(t, s, "write", name), ids("curator-writer", 1)...)...)
+		cs = append(cs, driven(turnstile.Shared, curator(t, s, "read", name), ids("curator-reader", 2)...)...)
+		mix(t, r, cs)
+	})
+}
+
+// Readers and writers of turnstile's RWMutex beside kazoo WriteLocks,
+// given the README's patterns. (kazoo 2.8.0's ReadLock can deadlock on
+// its own, and is left out.)
+func TestKazooWriteLock(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		r := newResource(queueHead(s.Session(t), name))
+		cs := append(turnstileRW(t, s, name, 2, turnstile.Exclusive), turnstileRW(t, s, name, 1, turnstile.Shared)...)
+		cs = append(cs, driven(turnstile.Exclusive, kazoo(t, s, "write", name, foreign.WritePattern, foreign.ReadPattern), ids("kazoo-writer", 3)...)...)
+		mix(t, r, cs)
+	})
+}
+
+// drivenCandidates returns candidates of another client, one per id.
+func drivenCandidates(start func(id string) *foreign.Client, ids ...string) []candidate {
+	var cs []candidate
+	for _, c := range driven(turnstile.Exclusive, start, ids...) {
+		cs = append(cs, candidate{c, c.who})
+	}
+	return cs
+}
+
+// observe returns an observer's view of the leader: a client of the
+// same recipe that never campaigns.
+func observe(c *foreign.Client) func(context.Context) (string, error) { return c.Leader }
+
+// 3 turnstile candidates and 3 Curator LeaderLatches on one election.
+func TestCuratorLeaderLatch(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		cs := append(turnstileCandidates(t, s, name, 3), drivenCandidates(curator(t, s, "latch", name), ids("curator", 3)...)...)
+		elect(t, cs, map[string]func(context.Context) (string, error){
+			"turnstile":   turnstileLeader(t, s, name),
+			"LeaderLatch": observe(curator(t, s, "latch", name)("observer")),
+		})
+	})
+}
+
+// 3 turnstile candidates named as LeaderSelector names its own, and 3
+// Curator LeaderSelectors, on one election.
+func TestCuratorLeaderSelector(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		cs := append(turnstileCandidates(t, s, name, 3, election.WithSelectorNames()), drivenCandidates(curator(t, s, "selector", name), ids("curator", 3)...)...)
+		elect(t, cs, map[string]func(context.Context) (string, error){
+			"turnstile":      turnstileLeader(t, s, name),
+			"LeaderSelector": observe(curator(t, s, "selector", name)("observer")),
+		})
+	})
+}
+
+// 3 turnstile candidates and 3 kazoo Elections, whose lock is given the
+// README's pattern, on one election.
+func TestKazooElection(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		start := kazoo(t, s, "election", name, foreign.LatchPattern)
+		cs := append(turnstileCandidates(t, s, name, 3), drivenCandidates(start, ids("kazoo", 3)...)...)
+		elect(t, cs, map[string]func(context.Context) (string, error){
+			"turnstile": turnstileLeader(t, s, name),
+			"kazoo":     observe(start("observer")),
+		})
+	})
+}
+
+// A rolling migration from go-zookeeper's zk.Lock and Curator's
+// InterProcessMutex to turnstile.
+func TestZooKeeperMigration(t *testing.T) {
+	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		old := append(zkLocks(t, s, name, 2), driven(turnstile.Exclusive, curator(t, s, "mutex", name), ids("curator", 2)...)...)
+		migrate(t, newResource(queueHead(s.Session(t), name)), old, turnstileMutexes(t, s, name, 3))
 	})
 }

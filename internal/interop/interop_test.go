@@ -342,14 +342,36 @@ type candidate struct {
 
 // elect runs every candidate's terms at once on one election, and checks
 // that no two leaders ever worked at once and that, during every term,
-// each observer names the leader of that term.
-func elect(t *testing.T, cs []candidate, observers map[string]func(context.Context) (string, error)) {
+// each observer names the leader of that term, and turnstile's Observe
+// (given as observed) reports it.
+func elect(t *testing.T, cs []candidate, observed <-chan string, observers map[string]func(context.Context) (string, error)) {
 	t.Helper()
 	r := newResource(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var mu sync.Mutex
 	var misnamed []string
+	var latest string
+	go func() {
+		for id := range observed {
+			mu.Lock()
+			latest = id
+			mu.Unlock()
+		}
+	}()
+	// reported waits until Observe has reported id: it may lag the
+	// server by a notification and a read.
+	reported := func(id string) bool {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			mu.Lock()
+			got := latest
+			mu.Unlock()
+			if got == id {
+				return true
+			}
+		}
+		return false
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cs))
 	for _, c := range cs {
@@ -361,6 +383,11 @@ func elect(t *testing.T, cs []candidate, observers map[string]func(context.Conte
 					return
 				}
 				r.enter(t, c.contender)
+				if !reported(c.id) {
+					mu.Lock()
+					misnamed = append(misnamed, fmt.Sprintf("Observe did not report %s", c.id))
+					mu.Unlock()
+				}
 				for who, leader := range observers {
 					id, err := leader(ctx)
 					if err != nil || id != c.id {
@@ -406,6 +433,12 @@ func turnstileLeader(t *testing.T, s *servicetest.Service, name string) func(con
 	return election.New(s.Session(t), name, "observer").Leader
 }
 
+// turnstileObserve is turnstile's report of the election's successive
+// leaders, until t ends.
+func turnstileObserve(t *testing.T, s *servicetest.Service, name string) <-chan string {
+	return election.New(s.Session(t), name, "observer").Observe(t.Context())
+}
+
 // 3 turnstile candidates and 3 of etcd's concurrency.Election on one
 // election, each side naming the other's leaders.
 func TestEtcdElection(t *testing.T) {
@@ -419,7 +452,7 @@ func TestEtcdElection(t *testing.T) {
 				acquire: func(ctx context.Context) error { return e.Campaign(ctx, id) }, release: e.Resign}, id})
 		}
 		theirs := concurrency.NewElection(etcdSession(t, s), name)
-		elect(t, cs, map[string]func(context.Context) (string, error){
+		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
 			"turnstile": turnstileLeader(t, s, name),
 			"concurrency.Election": func(ctx context.Context) (string, error) {
 				resp, err := theirs.Leader(ctx)
@@ -473,7 +506,7 @@ func TestEtcdctlElect(t *testing.T) {
 				},
 				release: func(ctx context.Context) error { return held.Release(ctx) }}, id})
 		}
-		elect(t, cs, map[string]func(context.Context) (string, error){
+		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
 			"turnstile": turnstileLeader(t, s, name),
 			"etcdctl elect -l": func(ctx context.Context) (string, error) {
 				return etcdtest.EtcdctlLeader(ctx, t, s.Addrs(), name)
@@ -585,7 +618,7 @@ func TestCuratorLeaderLatch(t *testing.T) {
 	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
 		name := locktest.Name()
 		cs := append(turnstileCandidates(t, s, name, 3), drivenCandidates(curator(t, s, "latch", name), ids("curator", 3)...)...)
-		elect(t, cs, map[string]func(context.Context) (string, error){
+		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
 			"turnstile":   turnstileLeader(t, s, name),
 			"LeaderLatch": observe(curator(t, s, "latch", name)("observer")),
 		})
@@ -598,7 +631,7 @@ func TestCuratorLeaderSelector(t *testing.T) {
 	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
 		name := locktest.Name()
 		cs := append(turnstileCandidates(t, s, name, 3, election.WithSelectorNames()), drivenCandidates(curator(t, s, "selector", name), ids("curator", 3)...)...)
-		elect(t, cs, map[string]func(context.Context) (string, error){
+		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
 			"turnstile":      turnstileLeader(t, s, name),
 			"LeaderSelector": observe(curator(t, s, "selector", name)("observer")),
 		})
@@ -612,7 +645,7 @@ func TestKazooElection(t *testing.T) {
 		name := locktest.Name()
 		start := kazoo(t, s, "election", name, foreign.LatchPattern)
 		cs := append(turnstileCandidates(t, s, name, 3), drivenCandidates(start, ids("kazoo", 3)...)...)
-		elect(t, cs, map[string]func(context.Context) (string, error){
+		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
 			"turnstile": turnstileLeader(t, s, name),
 			"kazoo":     observe(start("observer")),
 		})

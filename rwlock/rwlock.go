@@ -3,8 +3,13 @@
 // order the server received them.
 //
 // It runs on a *zklock.Session or an *etcdlock.Session unchanged. On
-// ZooKeeper a reader is a child node named read-…, a writer lock-…; on
-// etcd the same words start the keys under the name's prefix.
+// ZooKeeper a reader is a child node named as Curator's read-write lock
+// names its readers, _c_<random>-__READ__<sequence>, and a writer
+// _c_<random>-__WRIT__<sequence>, so that a name can be shared with
+// Curator's InterProcessReadWriteLock and kazoo's WriteLock; on etcd the
+// keys under the name's prefix start read- and lock-. Every contender
+// counts, whichever client wrote it, and one not marked as a reader is a
+// writer.
 package rwlock
 
 import (

@@ -13,8 +13,9 @@
 //
 // The packages:
 //
-//   - zklock: a session on ZooKeeper and its Mutex.
-//   - etcdlock: a session on etcd and its Mutex.
+//   - zklock: a session on ZooKeeper, and NewMutex on it.
+//   - etcdlock: a session on etcd, and NewMutex on it.
+//   - mutex: the Mutex both return, over either session.
 //   - rwlock: a read-write lock over either session.
 //   - election: leader election and leader-elected workers over either
 //     session.
@@ -23,6 +24,6 @@
 // name, mode and token in a form that travels in a header, and Fence, the
 // guard that refuses a former holder's late operation. It also has the
 // errors every recipe returns (match them with errors.Is), ValidateName,
-// and Backend, the interface a session implements so that the recipes run
-// on it.
+// and Session, what the recipes that run over either backend take: a
+// *zklock.Session or an *etcdlock.Session.
 package turnstile

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
@@ -40,7 +41,7 @@ import (
 // the leader acts on is safe against a leader that cannot know yet.
 type Election struct {
 	l    *recipe.Lock
-	b    turnstile.Backend
+	b    recipe.Backend
 	name string
 	id   []byte
 	// label names the candidate's node on ZooKeeper.
@@ -68,8 +69,9 @@ func WithSelectorNames() Option {
 // an invalid id (see turnstile.ValidateID) is reported by every method,
 // with an error matching turnstile.ErrNilSession,
 // turnstile.ErrInvalidName or turnstile.ErrInvalidID.
-func New(s turnstile.Backend, name, id string, opts ...Option) *Election {
-	e := &Election{l: recipe.New(s, name), b: s, name: name, id: []byte(id), label: recipe.LatchLabel}
+func New(s turnstile.Session, name, id string, opts ...Option) *Election {
+	l := recipe.New(s, name)
+	e := &Election{l: l, b: l.Backend(), name: name, id: []byte(id), label: recipe.LatchLabel}
 	for _, opt := range opts {
 		opt(e)
 	}
@@ -258,7 +260,7 @@ func (e *Election) followOnce(ctx context.Context, report func(string)) error {
 		return err
 	}
 	report(string(id))
-	return e.b.AwaitExit(ctx, turnstile.Contender{}, q[0])
+	return e.b.AwaitExit(ctx, queue.Contender{}, q[0])
 }
 
 // Pauses between attempts that failed on an unreachable server.
@@ -285,7 +287,7 @@ const resignTimeout = 5 * time.Second
 // turnstile.ErrNotAuthorized, which no retry would change. A panic in
 // work resigns before it goes on up the stack. Campaigns that fail while
 // the server is unreachable are retried.
-func Run(ctx context.Context, s turnstile.Backend, name, id string, work func(ctx context.Context, token int64) error, opts ...Option) error {
+func Run(ctx context.Context, s turnstile.Session, name, id string, work func(ctx context.Context, token int64) error, opts ...Option) error {
 	e := New(s, name, id, opts...)
 	if e.err != nil {
 		return e.err

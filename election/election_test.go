@@ -344,9 +344,9 @@ func TestBadInput(t *testing.T) {
 	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
 		ctx := context.Background()
 		sess := s.Session(t)
-		var nilSession turnstile.Backend
+		var nilSession turnstile.Session
 		cases := []struct {
-			s        turnstile.Backend
+			s        turnstile.Session
 			name, id string
 			want     error
 		}{

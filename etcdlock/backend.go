@@ -20,16 +20,22 @@ import (
 	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
-// The turnstile.Backend methods. A name's contenders are the keys directly
+// The recipe.Backend methods. A name's contenders are the keys directly
 // under name/, ordered by create revision, which is also their fencing
 // token: ours, name/kind-id attached to the session's lease, and any other
-// client's, such as etcd's concurrency.Mutex and Election and etcdctl
-// lock and elect, which name theirs by lease and wait for ours in turn. The id is fresh for every
-// join, so a key is never reused: a retried put cannot land twice, and a
-// delete guarded by the key's create revision cannot remove a later
-// contender.
+// client's, such as etcd's concurrency.Mutex and Election and etcdctl lock
+// and elect, which name theirs by lease and wait for ours in turn. The id
+// is fresh for every join, so a key is never reused: a retried put cannot
+// land twice, and a delete guarded by the key's create revision cannot
+// remove a later contender.
 
-var _ turnstile.Backend = (*Session)(nil)
+// backend is the Session as the recipes see it: its queue operations
+// stay out of the Session's own method set, which is what users call.
+type backend struct{ *Session }
+
+var _ recipe.Backend = backend{}
+
+func init() { recipe.Register(func(s *Session) recipe.Backend { return backend{s} }) }
 
 // writeTimeout bounds a write that carries on after its caller stopped
 // waiting, so that its outcome is known before it is undone.
@@ -46,7 +52,7 @@ type contender struct {
 // transaction: one round trip. The put is conditional on the key being
 // new, so that a retry after a lost reply finds the first put instead of
 // making a second key.
-func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, _ string, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
+func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, _ string, value []byte) (queue.Contender, []queue.Contender, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	prefix := name + "/"
@@ -62,7 +68,7 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, _ 
 	}
 	reads := []clientv3.Op{read}
 	then := append([]clientv3.Op{clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease))}, reads...)
-	resp, err := retry(ctx, s, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.remove(context.Background(), key, 0) })
 	if err != nil {
@@ -70,18 +76,18 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, _ 
 			// An attempt may have put the key before a later one failed.
 			s.ending.Go(func() { s.remove(context.Background(), key, 0) })
 		}
-		return turnstile.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %w", name, err)
+		return queue.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %w", name, err)
 	}
 	s.saw(resp.Header.Revision)
-	self := turnstile.Contender{Key: key, Kind: kind, Seq: resp.Header.Revision}
-	var q []turnstile.Contender
+	self := queue.Contender{Key: key, Kind: kind, Seq: resp.Header.Revision}
+	var q []queue.Contender
 	if resp.Succeeded {
 		q = joinedQueue(kind, prefix, resp.Responses[1])
 	} else {
 		// An earlier attempt put the key and its reply was lost.
 		kvs := resp.Responses[0].GetResponseRange().Kvs
 		if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != s.lease {
-			return turnstile.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %s is not this session's", name, key)
+			return queue.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %s is not this session's", name, key)
 		}
 		s.log.Debug("etcdlock: found its key after a lost reply", "key", key)
 		self.Seq = kvs[0].CreateRevision
@@ -97,12 +103,12 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, _ 
 // read the whole queue: a predecessor alone does not tell whether it is
 // the last one ahead, nor does a read holding a key that is not a
 // contender.
-func joinedQueue(kind turnstile.Kind, prefix string, read *pb.ResponseOp) []turnstile.Contender {
+func joinedQueue(kind turnstile.Kind, prefix string, read *pb.ResponseOp) []queue.Contender {
 	kvs := read.GetResponseRange().Kvs
 	if kind != turnstile.Shared && len(kvs) != 1 {
 		return nil
 	}
-	q := make([]turnstile.Contender, 0, len(kvs))
+	q := make([]queue.Contender, 0, len(kvs))
 	for _, kv := range kvs {
 		c, ok := parse(kv, prefix)
 		if !ok {
@@ -117,17 +123,17 @@ func joinedQueue(kind turnstile.Kind, prefix string, read *pb.ResponseOp) []turn
 // under it is one, whoever put it there, exclusive unless it is a
 // turnstile reader's or candidate's. Keys of nested names (prefix a/b)
 // are other queues.
-func parse(kv *mvccpb.KeyValue, prefix string) (turnstile.Contender, bool) {
+func parse(kv *mvccpb.KeyValue, prefix string) (queue.Contender, bool) {
 	key := string(kv.Key)
 	node, ok := strings.CutPrefix(key, prefix)
 	if !ok || strings.Contains(node, "/") {
-		return turnstile.Contender{}, false
+		return queue.Contender{}, false
 	}
 	kind, _, ours := queue.ParseNode(node)
 	if !ours {
 		kind = turnstile.Exclusive
 	}
-	return turnstile.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, true
+	return queue.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, true
 }
 
 // Queue reads the name's keys in create order: one round trip. The read
@@ -136,7 +142,7 @@ func parse(kv *mvccpb.KeyValue, prefix string) (turnstile.Contender, bool) {
 // has already seen (its own key, the exit it was told of), since later
 // changes can only remove contenders ahead of it or add ones behind. A
 // view older than that is read again, linearizably.
-func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender, error) {
+func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.Err(); err != nil {
@@ -152,7 +158,7 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 		return nil, fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
 	}
 	s.saw(resp.Header.Revision)
-	q := make([]turnstile.Contender, 0, len(resp.Kvs))
+	q := make([]queue.Contender, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		if c, ok := parse(kv, name+"/"); ok {
 			q = append(q, c)
@@ -162,7 +168,7 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 }
 
 // Value reads c's key: one round trip.
-func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, bool, error) {
+func (s backend) Value(ctx context.Context, c queue.Contender) ([]byte, bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	g, err := s.cli.Get(ctx, c.Key)
@@ -178,7 +184,7 @@ func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, boo
 
 // AwaitJoin reads name's keys, and if none is a contender watches the
 // prefix from the revision after that read for the next put.
-func (s *Session) AwaitJoin(ctx context.Context, name string) error {
+func (s backend) AwaitJoin(ctx context.Context, name string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	prefix := name + "/"
@@ -220,7 +226,7 @@ func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error 
 // a watch started at an older revision would join the server's unsynced
 // watchers, which are caught up only every 100 ms, and that delay would
 // fall on every hand-off.
-func (s *Session) AwaitExit(ctx context.Context, self, c turnstile.Contender) error {
+func (s backend) AwaitExit(ctx context.Context, self, c queue.Contender) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	own := s.own(self.Key)
@@ -236,7 +242,7 @@ func (s *Session) AwaitExit(ctx context.Context, self, c turnstile.Contender) er
 
 // awaitDelete runs one watch for c's deletion, and reports false with no
 // error if the watch ends first.
-func (s *Session) awaitDelete(ctx context.Context, own <-chan struct{}, c turnstile.Contender) (bool, error) {
+func (s *Session) awaitDelete(ctx context.Context, own <-chan struct{}, c queue.Contender) (bool, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
@@ -309,7 +315,7 @@ func refused(err error) error {
 // its deletion by anyone but Leave is noticed, waiting or holding, within
 // recipe.WatchDelay and a round trip. The watch ends with Leave or with
 // the session, whose end is a loss too.
-func (s *Session) watchOwn(self turnstile.Contender) {
+func (s *Session) watchOwn(self queue.Contender) {
 	ctx, stop := context.WithCancel(s.ctx)
 	c := &contender{gone: make(chan struct{}), stop: stop}
 	s.contenders.Store(self.Key, c)
@@ -329,7 +335,7 @@ func (s *Session) watchOwn(self turnstile.Contender) {
 
 // watchDeleted reports whether the key was deleted, or returns false
 // when ctx ends first.
-func (s *Session) watchDeleted(ctx context.Context, self turnstile.Contender) bool {
+func (s *Session) watchDeleted(ctx context.Context, self queue.Contender) bool {
 	// Starting from the key's creation, the watch misses nothing
 	// however late it starts, so it starts only once the contender has
 	// lasted recipe.WatchDelay.
@@ -379,7 +385,7 @@ func (s *Session) own(key string) <-chan struct{} {
 // Confirm returns the loss channel the own-key watch closes. When no
 // queue read has just shown self admitted, it first reads self's key:
 // the watch may lag behind the event that admitted self.
-func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked bool) (<-chan struct{}, error) {
+func (s backend) Confirm(ctx context.Context, self queue.Contender, checked bool) (<-chan struct{}, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.Err(); err != nil {
@@ -401,7 +407,7 @@ func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked
 // revision: one round trip. A key found gone after an attempt whose
 // outcome is unknown (a lost reply, or a caller that stopped waiting)
 // counts as deleted, since that attempt may have deleted it.
-func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
+func (s backend) Leave(ctx context.Context, self queue.Contender) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.Err(); err != nil {

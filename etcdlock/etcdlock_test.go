@@ -3,6 +3,7 @@ package etcdlock_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -368,4 +369,24 @@ func TestFencing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "current", string(g.Kvs[0].Value))
 	require.EqualValues(t, 1, g.Kvs[0].Version, "writes to the data")
+}
+
+// A Session shows what its users call, and none of the queue operations
+// the recipes use.
+func TestSessionMethods(t *testing.T) {
+	locktest.Methods(t, &etcdlock.Session{}, "Check", "Client", "Close", "Done", "Err", "Lease")
+}
+
+// WithContext bounds NewSession: with no member to reach, it gives up
+// when ctx ends.
+func TestNewSessionContext(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	cli := etcdtest.NewClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = etcdlock.NewSession(cli, etcdlock.WithContext(ctx))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }

@@ -1,6 +1,7 @@
 package etcdlock
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ type options struct {
 	ttl   time.Duration
 	lease clientv3.LeaseID
 	log   *slog.Logger
+	ctx   context.Context
 }
 
 // WithTTL sets the TTL of the lease the session grants, rounded up to a
@@ -41,6 +43,14 @@ func WithTTL(d time.Duration) Option {
 // through the session end only with their lease.
 func WithLease(id clientv3.LeaseID) Option {
 	return func(o *options) { o.lease = id }
+}
+
+// WithContext bounds NewSession: if ctx ends before the lease is granted
+// and renewed, NewSession gives up and returns ctx's error. Without it,
+// NewSession waits up to 30 seconds. The session, once made, does not
+// end with ctx.
+func WithContext(ctx context.Context) Option {
+	return func(o *options) { o.ctx = ctx }
 }
 
 // WithLogger sets where the session logs. The default discards
@@ -86,15 +96,17 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	if cli == nil {
 		return nil, fmt.Errorf("etcdlock: %w: nil *clientv3.Client", turnstile.ErrNilSession)
 	}
-	o := options{ttl: DefaultTTL, log: slog.New(slog.DiscardHandler)}
+	o := options{ttl: DefaultTTL, log: slog.New(slog.DiscardHandler), ctx: context.Background()}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	ctx, cancel := context.WithTimeout(cli.Ctx(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(o.ctx, 30*time.Second)
 	defer cancel()
+	defer context.AfterFunc(cli.Ctx(), cancel)() // a closed client gives up too
 	if o.lease == clientv3.NoLease {
 		resp, err := cli.Grant(ctx, int64(math.Ceil(o.ttl.Seconds())))
 		if err != nil {
+			err = cmp.Or(o.ctx.Err(), err)
 			return nil, fmt.Errorf("etcdlock: grant lease: %w", refused(err))
 		}
 		o.lease = resp.ID
@@ -104,6 +116,7 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	sent := time.Now()
 	resp, err := cli.KeepAliveOnce(ctx, o.lease)
 	if err != nil {
+		err = cmp.Or(o.ctx.Err(), err)
 		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, refused(err))
 	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
@@ -188,6 +201,10 @@ func (s *Session) Err() error { return s.ending.Err() }
 
 // Lease returns the session's lease.
 func (s *Session) Lease() clientv3.LeaseID { return s.lease }
+
+// Client returns the client the session was made with, for the caller's
+// own requests, such as a Txn fenced by Guard.
+func (s *Session) Client() *clientv3.Client { return s.cli }
 
 // Close ends the session and revokes its lease, which deletes every key
 // the session holds or queued; a lease already lost is left alone. It

@@ -57,7 +57,7 @@ type RWMutex struct {
 // an *etcdlock.Session. It makes no server call: a nil s or an invalid
 // name (see turnstile.ValidateName) is reported by every method, with an
 // error matching turnstile.ErrNilSession or turnstile.ErrInvalidName.
-func New(s turnstile.Backend, name string) *RWMutex {
+func New(s turnstile.Session, name string) *RWMutex {
 	return &RWMutex{recipe.New(s, name)}
 }
 

@@ -265,7 +265,7 @@ func TestWatchLayout(t *testing.T) {
 		rws, got := enqueue(t, s, name, write, read, read, read, write, read)
 		const w1, r1, r2, r3, w2, r4 = 0, 1, 2, 3, 4, 5
 		granted(t, got[w1], "W1")
-		q, err := s.Session(t).Queue(ctx, name)
+		q, err := locktest.Backend(t, s.Session(t)).Queue(ctx, name)
 		require.NoError(t, err)
 		key := make([]string, len(q))
 		for i, c := range q {
@@ -459,7 +459,7 @@ func TestSharedValue(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
 		ctx := context.Background()
-		var nilSession turnstile.Backend
+		var nilSession turnstile.Session
 		cases := map[*rwlock.RWMutex]error{rwlock.New(nilSession, "/locks/a"): turnstile.ErrNilSession}
 		sess := s.Session(t)
 		for _, name := range []string{"", "locks", "/locks/", "/a//b", "/a/../b", "/a\x00b", "/zookeeper/x"} {

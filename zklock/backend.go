@@ -19,14 +19,20 @@ import (
 	"github.com/turnstile-go/turnstile/zklock/internal/znode"
 )
 
-// The turnstile.Backend methods. A name is a znode whose children are the
+// The recipe.Backend methods. A name is a znode whose children are the
 // contenders, ours and other clients': ephemeral sequential nodes, ours
-// named _c_<id>-<label><sequence> (package znode), where id is fresh for every
-// join. The id makes each node's path unique for good, so deleting by
+// named _c_<id>-<label><sequence> (package znode), where id is fresh for
+// every join. The id makes each node's path unique for good, so deleting by
 // path can never remove a later contender, and it lets a join whose reply
 // was lost find its node again.
 
-var _ turnstile.Backend = (*Session)(nil)
+// backend is the Session as the recipes see it: its queue operations
+// stay out of the Session's own method set, which is what users call.
+type backend struct{ *Session }
+
+var _ recipe.Backend = backend{}
+
+func init() { recipe.Register(func(s *Session) recipe.Backend { return backend{s} }) }
 
 // Join creates the contender node, learning its czxid in the same
 // request, and reads the queue in the same round trip: the read is sent
@@ -36,11 +42,11 @@ var _ turnstile.Backend = (*Session)(nil)
 // to, so a read that overtakes the create (1–2% of joins on this
 // project's machines) misses the node, and the caller reads again. The
 // parents' creation, the first time a name is used, adds round trips.
-func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (turnstile.Contender, []turnstile.Contender, error) {
+func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (queue.Contender, []queue.Contender, error) {
 	id := queue.NewID()
 	sending := make(chan struct{})
 	send := sync.OnceFunc(func() { close(sending) })
-	var q []turnstile.Contender
+	var q []queue.Contender
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		<-sending
@@ -50,11 +56,11 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, la
 	send() // if create gave up before sending
 	wg.Wait()
 	if err != nil {
-		return turnstile.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
+		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
 	self, _ := s.contender(name, node.path[len(name)+1:])
 	self.Kind = kind // a label alone may not tell (a candidate named lock-)
-	if !slices.ContainsFunc(q, func(c turnstile.Contender) bool { return c.Key == self.Key }) {
+	if !slices.ContainsFunc(q, func(c queue.Contender) bool { return c.Key == self.Key }) {
 		q = nil
 	}
 	if self.Token = node.czxid; self.Token == 0 {
@@ -64,7 +70,7 @@ func (s *Session) Join(ctx context.Context, name string, kind turnstile.Kind, la
 		}
 		if err != nil {
 			go s.discard(name, id, node.path, nil)
-			return turnstile.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
+			return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 		}
 		self.Token = stat.Czxid
 	}
@@ -222,8 +228,8 @@ func (s *Session) makeParents(ctx context.Context, name string) error {
 }
 
 // Queue reads the children of name: one request.
-func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender, error) {
-	children, err := read(ctx, s, func() ([]string, error) {
+func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, error) {
+	children, err := read(ctx, s.Session, func() ([]string, error) {
 		c, _, err := s.conn.Children(name)
 		return c, err
 	})
@@ -233,7 +239,7 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 	if err != nil {
 		return nil, fmt.Errorf("zklock: read queue %s: %w", name, err)
 	}
-	q := make([]turnstile.Contender, 0, len(children))
+	q := make([]queue.Contender, 0, len(children))
 	for _, child := range children {
 		if c, ok := s.contender(name, child); ok {
 			q = append(q, c)
@@ -244,12 +250,12 @@ func (s *Session) Queue(ctx context.Context, name string) ([]turnstile.Contender
 }
 
 // Value reads c's node data: one request.
-func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, bool, error) {
+func (s backend) Value(ctx context.Context, c queue.Contender) ([]byte, bool, error) {
 	type res struct {
 		data   []byte
 		queued bool
 	}
-	r, err := read(ctx, s, func() (res, error) {
+	r, err := read(ctx, s.Session, func() (res, error) {
 		data, _, err := s.conn.Get(c.Key)
 		if errors.Is(err, zk.ErrNoNode) {
 			return res{}, nil
@@ -266,13 +272,13 @@ func (s *Session) Value(ctx context.Context, c turnstile.Contender) ([]byte, boo
 // not exist: one request, and one more after each change that brings no
 // contender. A watch left when ctx ends stays on the server until it
 // fires, since ZooKeeper clients cannot remove it.
-func (s *Session) AwaitJoin(ctx context.Context, name string) error {
+func (s backend) AwaitJoin(ctx context.Context, name string) error {
 	for {
 		type res struct {
 			joined bool
 			ch     <-chan zk.Event
 		}
-		r, err := read(ctx, s, func() (res, error) {
+		r, err := read(ctx, s.Session, func() (res, error) {
 			children, _, ch, err := s.conn.ChildrenW(name)
 			if errors.Is(err, zk.ErrNoNode) {
 				var exists bool
@@ -303,9 +309,9 @@ func (s *Session) AwaitJoin(ctx context.Context, name string) error {
 	}
 }
 
-func (s *Session) contender(name, child string) (turnstile.Contender, bool) {
+func (s *Session) contender(name, child string) (queue.Contender, bool) {
 	kind, seq, ok := znode.Parse(child)
-	return turnstile.Contender{Key: name + "/" + child, Kind: kind, Seq: seq}, ok
+	return queue.Contender{Key: name + "/" + child, Kind: kind, Seq: seq}, ok
 }
 
 // watch sets a data watch on path, the only watch a waiter keeps. Unlike
@@ -329,7 +335,7 @@ func (s *Session) watch(ctx context.Context, path string) (*zk.Stat, <-chan zk.E
 // AwaitExit watches c's node alone: one request, then one notification.
 // It cannot also watch self's node without a second watch per waiter; a
 // deleted self shows at the next queue read or at Confirm.
-func (s *Session) AwaitExit(ctx context.Context, _, c turnstile.Contender) error {
+func (s backend) AwaitExit(ctx context.Context, _, c queue.Contender) error {
 	for {
 		stat, ch, err := s.watch(ctx, c.Key)
 		if err != nil || stat == nil {
@@ -375,7 +381,7 @@ type hold struct {
 // admitted, the watch is set recipe.WatchDelay after Confirm returns, if
 // the hold lasts that long; otherwise setting it is the check that self
 // is still queued: one request.
-func (s *Session) Confirm(ctx context.Context, self turnstile.Contender, checked bool) (<-chan struct{}, error) {
+func (s backend) Confirm(ctx context.Context, self queue.Contender, checked bool) (<-chan struct{}, error) {
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -455,7 +461,7 @@ func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
 // earlier attempt whose outcome is unknown (a lost reply, or a caller
 // that stopped waiting) counts as success, since that attempt may have
 // deleted it.
-func (s *Session) Leave(ctx context.Context, self turnstile.Contender) error {
+func (s backend) Leave(ctx context.Context, self queue.Contender) error {
 	v, held := s.holds.Load(self.Key)
 	if !held {
 		return s.remove(ctx, self.Key, false)

@@ -32,6 +32,7 @@ type options struct {
 	auth    []auth
 	log     *slog.Logger
 	dialer  zk.Dialer
+	ctx     context.Context
 	err     error // an option that cannot work
 }
 
@@ -88,6 +89,14 @@ func WithDigestAuth(user, password string) Option {
 	}
 }
 
+// WithContext bounds Connect and NewSession: if ctx ends before a server
+// has granted the session, they give up and return ctx's error. Without
+// it they wait up to the session timeout, or 5 seconds if that is
+// shorter. The session, once granted, does not end with ctx.
+func WithContext(ctx context.Context) Option {
+	return func(o *options) { o.ctx = ctx }
+}
+
 // WithLogger sets where the session and its ZooKeeper client log. The
 // default discards everything.
 func WithLogger(l *slog.Logger) Option {
@@ -134,7 +143,7 @@ type Session struct {
 // A server that has not answered a new connection within the session
 // timeout divided by len(servers) is left for the next one.
 func Connect(servers []string, opts ...Option) (*Session, error) {
-	o := options{timeout: DefaultSessionTimeout, dialer: net.DialTimeout}
+	o := options{timeout: DefaultSessionTimeout, dialer: net.DialTimeout, ctx: context.Background()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -180,7 +189,7 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 	if conn == nil {
 		return nil, fmt.Errorf("zklock: %w: nil *zk.Conn", turnstile.ErrNilSession)
 	}
-	o := options{timeout: DefaultSessionTimeout}
+	o := options{timeout: DefaultSessionTimeout, ctx: context.Background()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -249,6 +258,9 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 		case <-ready.C:
 			conn.Close()
 			return fmt.Errorf("zklock: connect: no server granted a session within %v", wait)
+		case <-o.ctx.Done():
+			conn.Close()
+			return fmt.Errorf("zklock: connect: %w", o.ctx.Err())
 		}
 	}
 	s.id = conn.SessionID()

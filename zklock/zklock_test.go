@@ -253,7 +253,7 @@ func TestHerd(t *testing.T) {
 // queueOrder returns the full paths of name's children in queue order.
 func queueOrder(tb testing.TB, c *zktest.Cluster, name string) []string {
 	s := connect(tb, c)
-	q, err := s.Queue(context.Background(), name)
+	q, err := locktest.Backend(tb, s).Queue(context.Background(), name)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -531,11 +531,11 @@ func TestNodeDeleted(t *testing.T) {
 	name := locktest.Name()
 	m := zklock.NewMutex(connect(t, c), name)
 	require.NoError(t, m.Lock(ctx))
-	other := connect(t, c)
-	q, err := other.Queue(ctx, name)
+	b := locktest.Backend(t, connect(t, c))
+	q, err := b.Queue(ctx, name)
 	require.NoError(t, err)
 	require.Len(t, q, 1)
-	require.NoError(t, other.Leave(ctx, q[0]))
+	require.NoError(t, b.Leave(ctx, q[0]))
 	select {
 	case <-m.Lost():
 	case <-time.After(10 * time.Second):
@@ -658,4 +658,31 @@ func TestOthersData(t *testing.T) {
 	require.Equal(t, "owner's config", string(data))
 	require.Equal(t, before.Version, after.Version, "the lock znode's data version")
 	require.Equal(t, before.Mzxid, after.Mzxid, "the lock znode's mzxid")
+}
+
+// A Session shows what its users call, and none of the queue operations
+// the recipes use.
+func TestSessionMethods(t *testing.T) {
+	locktest.Methods(t, &zklock.Session{}, "Check", "Close", "Conn", "Done", "Err", "ID")
+}
+
+// WithContext bounds Connect: a server that takes the connection and
+// never answers keeps it only until ctx ends.
+func TestConnectContext(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent until the listener closes
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = zklock.Connect([]string{l.Addr().String()}, zklock.WithContext(ctx), zklock.WithSessionTimeout(30*time.Second))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }

@@ -31,7 +31,8 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
-	"github.com/turnstile-go/turnstile/internal/backends"
+	"github.com/turnstile-go/turnstile/examples/internal/session"
+	"github.com/turnstile-go/turnstile/mutex"
 )
 
 func main() {
@@ -88,7 +89,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 		return err
 	}
 
-	s, closeAll, err := backends.Open(*etcdAddr, *zkAddr, *ttl)
+	s, closeAll, err := session.Open(*etcdAddr, *zkAddr, *ttl)
 	if err != nil {
 		return err
 	}
@@ -117,12 +118,12 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	return runErr
 }
 
-func newHold(s turnstile.Backend, name, leader string, try bool) hold {
+func newHold(s turnstile.Session, name, leader string, try bool) hold {
 	if leader != "" {
 		e := election.New(s, name, leader)
 		return hold{e.Campaign, e.Resign, e.Sequencer, e.Lost}
 	}
-	m := backends.NewMutex(s, name)
+	m := mutex.New(s, name)
 	acquire := m.Lock
 	if try {
 		acquire = m.TryLock

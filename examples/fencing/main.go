@@ -27,9 +27,10 @@ import (
 	"time"
 
 	"github.com/turnstile-go/turnstile"
-	"github.com/turnstile-go/turnstile/internal/backends"
+	"github.com/turnstile-go/turnstile/examples/internal/session"
 	"github.com/turnstile-go/turnstile/internal/embedetcd"
 	"github.com/turnstile-go/turnstile/internal/proxy"
+	"github.com/turnstile-go/turnstile/mutex"
 )
 
 func main() {
@@ -56,19 +57,19 @@ type service struct {
 // open opens a session of its own on the service at addr (the server
 // or a proxy to it), and returns a mutex on name, the session's validity
 // check, and how to close it all.
-func (svc service) open(addr, name string) (backends.Mutex, func(context.Context, turnstile.Sequencer) error, func(), error) {
+func (svc service) open(addr, name string) (*mutex.Mutex, func(context.Context, turnstile.Sequencer) error, func(), error) {
 	etcdAddr, zkAddr := addr, ""
 	if svc.zk {
 		etcdAddr, zkAddr = "", addr
 	}
-	s, closeAll, err := backends.Open(etcdAddr, zkAddr, lifetime)
+	s, closeAll, err := session.Open(etcdAddr, zkAddr, lifetime)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	check := s.(interface {
 		Check(context.Context, turnstile.Sequencer) error
 	}).Check
-	return backends.NewMutex(s, name), check, closeAll, nil
+	return mutex.New(s, name), check, closeAll, nil
 }
 
 func run(ctx context.Context, w io.Writer, args []string) error {

@@ -24,7 +24,7 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
 	"github.com/turnstile-go/turnstile/etcdlock"
-	"github.com/turnstile-go/turnstile/internal/backends"
+	"github.com/turnstile-go/turnstile/examples/internal/session"
 	"github.com/turnstile-go/turnstile/internal/embedetcd"
 	"github.com/turnstile-go/turnstile/internal/syncbuf"
 )
@@ -54,7 +54,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	if *etcdAddr == "" && *zkAddr == "" {
 		return demo(ctx, out, *name)
 	}
-	s, closeAll, err := backends.Open(*etcdAddr, *zkAddr, lifetime)
+	s, closeAll, err := session.Open(*etcdAddr, *zkAddr, lifetime)
 	if err != nil {
 		return err
 	}

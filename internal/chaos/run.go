@@ -13,10 +13,10 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
-	"github.com/turnstile-go/turnstile/internal/backends"
 	"github.com/turnstile-go/turnstile/internal/locktest"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/servicetest"
+	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/rwlock"
 )
 
@@ -191,7 +191,7 @@ func (r *run) fault(kind string) {
 // loop runs one client until ctx ends, opening a new session whenever
 // the last one ended.
 func (rr *recipeRun) loop(ctx context.Context, c *client) {
-	var b turnstile.Backend
+	var b turnstile.Session
 	for ctx.Err() == nil {
 		if b == nil || recipe.Closed(b.Done()) {
 			b = c.link.Open(rr.t, rr.cfg.Lifetime)
@@ -215,9 +215,9 @@ type holder struct {
 
 // holderOf returns the recipe's value on b for one hold of kind: a
 // backend's own Mutex, or a side of an RWMutex.
-func (rr *recipeRun) holderOf(b turnstile.Backend, kind turnstile.Kind) holder {
+func (rr *recipeRun) holderOf(b turnstile.Session, kind turnstile.Kind) holder {
 	if rr.recipe == Mutex {
-		m := backends.NewMutex(b, rr.name)
+		m := mutex.New(b, rr.name)
 		return holder{m.Lock, m.Unlock, m.Sequencer, m.Lost}
 	}
 	rw := rwlock.New(b, rr.name)
@@ -229,7 +229,7 @@ func (rr *recipeRun) holderOf(b turnstile.Backend, kind turnstile.Kind) holder {
 
 // hold takes one hold, reads the register and, holding exclusively,
 // writes it one more.
-func (rr *recipeRun) hold(ctx context.Context, c *client, b turnstile.Backend) {
+func (rr *recipeRun) hold(ctx context.Context, c *client, b turnstile.Session) {
 	kind := turnstile.Exclusive
 	if rr.recipe == RWMutex && rand.IntN(2) == 0 {
 		kind = turnstile.Shared
@@ -312,7 +312,7 @@ func (rr *recipeRun) pause(c *client, token int64) {
 // resigns: then Run returns the session's end instead of starting
 // another term. The last term is recorded once that is known, as lost
 // when the session ended, if it did.
-func (rr *recipeRun) campaign(ctx context.Context, c *client, b turnstile.Backend) {
+func (rr *recipeRun) campaign(ctx context.Context, c *client, b turnstile.Session) {
 	ended := watch(b.Done())
 	var last *Op
 	election.Run(ctx, b, rr.name, c.id, func(wctx context.Context, term int64) error {

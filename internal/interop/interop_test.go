@@ -20,11 +20,12 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
-	"github.com/turnstile-go/turnstile/internal/backends"
 	"github.com/turnstile-go/turnstile/internal/etcdtest"
 	"github.com/turnstile-go/turnstile/internal/foreign"
 	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/servicetest"
+	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/rwlock"
 )
 
@@ -109,11 +110,15 @@ func (r *resource) check(tb testing.TB, wantEntries int) {
 
 // queueHead reads the first contender of name, whoever wrote it, as the
 // server orders them: at an exclusive holder's entry, that holder.
-func queueHead(s turnstile.Backend, name string) func(tb testing.TB) int64 {
+func queueHead(s turnstile.Session, name string) func(tb testing.TB) int64 {
 	return func(tb testing.TB) int64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		q, err := s.Queue(ctx, name)
+		b, err := recipe.Of(s)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		q, err := b.Queue(ctx, name)
 		if err != nil || len(q) == 0 {
 			tb.Errorf("queue head of %s: %v (%d queued)", name, err, len(q))
 			return 0
@@ -232,7 +237,7 @@ func migrate(t *testing.T, r *resource, old, ours []contender) {
 func turnstileMutexes(t *testing.T, s *servicetest.Service, name string, n int) []contender {
 	var cs []contender
 	for i := range n {
-		m := backends.NewMutex(s.Session(t), name)
+		m := mutex.New(s.Session(t), name)
 		cs = append(cs, contender{who: fmt.Sprintf("turnstile#%d", i), kind: turnstile.Exclusive, acquire: m.Lock, release: m.Unlock})
 	}
 	return cs
@@ -295,42 +300,6 @@ func etcdMutexes(t *testing.T, s *servicetest.Service, name string, n int) []con
 		cs = append(cs, contender{who: fmt.Sprintf("concurrency.Mutex#%d", i), kind: turnstile.Exclusive, acquire: m.Lock, release: m.Unlock})
 	}
 	return cs
-}
-
-// both runs f as a subtest over ZooKeeper and over etcd, with the name
-// and a contender constructor for the other clients of that service.
-func zookeeper(t *testing.T, f func(t *testing.T, s *servicetest.Service)) {
-	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
-		if s.Name == "zookeeper" {
-			f(t, s)
-		}
-	})
-}
-
-func etcd(t *testing.T, f func(t *testing.T, s *servicetest.Service)) {
-	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
-		if s.Name == "etcd" {
-			f(t, s)
-		}
-	})
-}
-
-// 3 turnstile Mutexes and 3 of go-zookeeper's zk.Lock on one name.
-func TestZKLock(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		r := newResource(queueHead(s.Session(t), name))
-		mix(t, r, append(turnstileMutexes(t, s, name, 3), zkLocks(t, s, name, 3)...))
-	})
-}
-
-// 3 turnstile Mutexes and 3 of etcd's concurrency.Mutex on one name.
-func TestEtcdMutex(t *testing.T) {
-	etcd(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		r := newResource(queueHead(s.Session(t), name))
-		mix(t, r, append(turnstileMutexes(t, s, name, 3), etcdMutexes(t, s, name, 3)...))
-	})
 }
 
 // A candidate of any client in an election: campaign blocks until it
@@ -439,32 +408,6 @@ func turnstileObserve(t *testing.T, s *servicetest.Service, name string) <-chan 
 	return election.New(s.Session(t), name, "observer").Observe(t.Context())
 }
 
-// 3 turnstile candidates and 3 of etcd's concurrency.Election on one
-// election, each side naming the other's leaders.
-func TestEtcdElection(t *testing.T) {
-	etcd(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		cs := turnstileCandidates(t, s, name, 3)
-		for i := range 3 {
-			id := fmt.Sprintf("concurrency-%d", i)
-			e := concurrency.NewElection(etcdSession(t, s), name)
-			cs = append(cs, candidate{contender{who: id, kind: turnstile.Exclusive,
-				acquire: func(ctx context.Context) error { return e.Campaign(ctx, id) }, release: e.Resign}, id})
-		}
-		theirs := concurrency.NewElection(etcdSession(t, s), name)
-		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
-			"turnstile": turnstileLeader(t, s, name),
-			"concurrency.Election": func(ctx context.Context) (string, error) {
-				resp, err := theirs.Leader(ctx)
-				if err != nil {
-					return "", err
-				}
-				return string(resp.Kvs[0].Value), nil
-			},
-		})
-	})
-}
-
 // etcdctlLocks returns n contenders that each hold name through a run of
 // `etcdctl lock`, one process per hold, as an operator's script would.
 func etcdctlLocks(t *testing.T, s *servicetest.Service, name string, n int) []contender {
@@ -479,48 +422,6 @@ func etcdctlLocks(t *testing.T, s *servicetest.Service, name string, n int) []co
 			release: func(ctx context.Context) error { return held.Release(ctx) }})
 	}
 	return cs
-}
-
-// 3 turnstile Mutexes and 3 `etcdctl lock` runs at a time on one name.
-func TestEtcdctlLock(t *testing.T) {
-	etcd(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		r := newResource(queueHead(s.Session(t), name))
-		mix(t, r, append(turnstileMutexes(t, s, name, 3), etcdctlLocks(t, s, name, 3)...))
-	})
-}
-
-// 3 turnstile candidates and 3 `etcdctl elect` runs at a time on one
-// election, each side naming the other's leaders.
-func TestEtcdctlElect(t *testing.T) {
-	etcd(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		cs := turnstileCandidates(t, s, name, 3)
-		for i := range 3 {
-			id := fmt.Sprintf("etcdctl-%d", i)
-			var held *etcdtest.Held
-			cs = append(cs, candidate{contender{who: id, kind: turnstile.Exclusive,
-				acquire: func(ctx context.Context) (err error) {
-					held, err = etcdtest.EtcdctlElect(ctx, t, s.Addrs(), name, id)
-					return err
-				},
-				release: func(ctx context.Context) error { return held.Release(ctx) }}, id})
-		}
-		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
-			"turnstile": turnstileLeader(t, s, name),
-			"etcdctl elect -l": func(ctx context.Context) (string, error) {
-				return etcdtest.EtcdctlLeader(ctx, t, s.Addrs(), name)
-			},
-		})
-	})
-}
-
-// A rolling migration from etcd's concurrency.Mutex to turnstile.
-func TestEtcdMigration(t *testing.T) {
-	etcd(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		migrate(t, newResource(queueHead(s.Session(t), name)), etcdMutexes(t, s, name, 3), turnstileMutexes(t, s, name, 3))
-	})
 }
 
 // driven returns contenders of another client run in their own
@@ -555,51 +456,6 @@ func kazoo(t *testing.T, s *servicetest.Service, recipe, name string, patterns .
 	return func(id string) *foreign.Client { return foreign.Kazoo(t, s.Addrs(), recipe, name, id, patterns...) }
 }
 
-// 3 turnstile Mutexes and 3 Curator InterProcessMutexes on one name.
-func TestCuratorMutex(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		r := newResource(queueHead(s.Session(t), name))
-		mix(t, r, append(turnstileMutexes(t, s, name, 3), driven(turnstile.Exclusive, curator(t, s, "mutex", name), ids("curator", 3)...)...))
-	})
-}
-
-// 3 turnstile Mutexes and 3 kazoo Locks, given the README's pattern, on
-// one name.
-func TestKazooLock(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		r := newResource(queueHead(s.Session(t), name))
-		mix(t, r, append(turnstileMutexes(t, s, name, 3), driven(turnstile.Exclusive, kazoo(t, s, "lock", name, foreign.LockPattern), ids("kazoo", 3)...)...))
-	})
-}
-
-// Readers and writers of turnstile's RWMutex and of Curator's
-// InterProcessReadWriteLock on one name: writers alone, readers together.
-func TestCuratorReadWrite(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		r := newResource(queueHead(s.Session(t), name))
-		cs := append(turnstileRW(t, s, name, 2, turnstile.Exclusive), turnstileRW(t, s, name, 1, turnstile.Shared)...)
-		cs = append(cs, driven(turnstile.Exclusive, curator(t, s, "write", name), ids("curator-writer", 1)...)...)
-		cs = append(cs, driven(turnstile.Shared, curator(t, s, "read", name), ids("curator-reader", 2)...)...)
-		mix(t, r, cs)
-	})
-}
-
-// Readers and writers of turnstile's RWMutex beside kazoo WriteLocks,
-// given the README's patterns. (kazoo 2.8.0's ReadLock can deadlock on
-// its own, and is left out.)
-func TestKazooWriteLock(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		r := newResource(queueHead(s.Session(t), name))
-		cs := append(turnstileRW(t, s, name, 2, turnstile.Exclusive), turnstileRW(t, s, name, 1, turnstile.Shared)...)
-		cs = append(cs, driven(turnstile.Exclusive, kazoo(t, s, "write", name, foreign.WritePattern, foreign.ReadPattern), ids("kazoo-writer", 3)...)...)
-		mix(t, r, cs)
-	})
-}
-
 // drivenCandidates returns candidates of another client, one per id.
 func drivenCandidates(start func(id string) *foreign.Client, ids ...string) []candidate {
 	var cs []candidate
@@ -609,55 +465,175 @@ func drivenCandidates(start func(id string) *foreign.Client, ids ...string) []ca
 	return cs
 }
 
-// observe returns an observer's view of the leader: a client of the
-// same recipe that never campaigns.
-func observe(c *foreign.Client) func(context.Context) (string, error) { return c.Leader }
+// others makes the other client's contenders on a name: 3 of them, each
+// with a session or a process of its own.
+type others func(t *testing.T, s *servicetest.Service, name string) []contender
 
-// 3 turnstile candidates and 3 Curator LeaderLatches on one election.
-func TestCuratorLeaderLatch(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		cs := append(turnstileCandidates(t, s, name, 3), drivenCandidates(curator(t, s, "latch", name), ids("curator", 3)...)...)
-		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
-			"turnstile":   turnstileLeader(t, s, name),
-			"LeaderLatch": observe(curator(t, s, "latch", name)("observer")),
+// Every client that shares a mutex's name with turnstile's Mutex: 3
+// turnstile Mutexes and 3 of the other client's on one name, 20 holds
+// each.
+func TestMutex(t *testing.T) {
+	for _, tc := range []struct {
+		client, service string
+		others          others
+	}{
+		{"zk.Lock", "zookeeper", func(t *testing.T, s *servicetest.Service, name string) []contender { return zkLocks(t, s, name, 3) }},
+		{"Curator", "zookeeper", func(t *testing.T, s *servicetest.Service, name string) []contender {
+			return driven(turnstile.Exclusive, curator(t, s, "mutex", name), ids("curator", 3)...)
+		}},
+		{"kazoo", "zookeeper", func(t *testing.T, s *servicetest.Service, name string) []contender {
+			return driven(turnstile.Exclusive, kazoo(t, s, "lock", name, foreign.LockPattern), ids("kazoo", 3)...)
+		}},
+		{"concurrency.Mutex", "etcd", func(t *testing.T, s *servicetest.Service, name string) []contender { return etcdMutexes(t, s, name, 3) }},
+		{"etcdctl lock", "etcd", func(t *testing.T, s *servicetest.Service, name string) []contender {
+			return etcdctlLocks(t, s, name, 3)
+		}},
+	} {
+		t.Run(tc.client, func(t *testing.T) {
+			servicetest.On(t, tc.service, func(t *testing.T, s *servicetest.Service) {
+				name := locktest.Name()
+				r := newResource(queueHead(s.Session(t), name))
+				mix(t, r, append(turnstileMutexes(t, s, name, 3), tc.others(t, s, name)...))
+			})
 		})
-	})
+	}
 }
 
-// 3 turnstile candidates named as LeaderSelector names its own, and 3
-// Curator LeaderSelectors, on one election.
-func TestCuratorLeaderSelector(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		cs := append(turnstileCandidates(t, s, name, 3, election.WithSelectorNames()), drivenCandidates(curator(t, s, "selector", name), ids("curator", 3)...)...)
-		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
-			"turnstile":      turnstileLeader(t, s, name),
-			"LeaderSelector": observe(curator(t, s, "selector", name)("observer")),
+// Every client that shares a read-write lock's name with turnstile's
+// RWMutex: 2 turnstile writers and a turnstile reader beside the other
+// client's contenders; writers hold alone, readers together. (kazoo
+// 2.8.0's ReadLock can deadlock on its own, and is left out.)
+func TestReadWrite(t *testing.T) {
+	for _, tc := range []struct {
+		client string
+		others others
+	}{
+		{"Curator", func(t *testing.T, s *servicetest.Service, name string) []contender {
+			return append(driven(turnstile.Exclusive, curator(t, s, "write", name), ids("curator-writer", 1)...),
+				driven(turnstile.Shared, curator(t, s, "read", name), ids("curator-reader", 2)...)...)
+		}},
+		{"kazoo WriteLock", func(t *testing.T, s *servicetest.Service, name string) []contender {
+			return driven(turnstile.Exclusive, kazoo(t, s, "write", name, foreign.WritePattern, foreign.ReadPattern), ids("kazoo-writer", 3)...)
+		}},
+	} {
+		t.Run(tc.client, func(t *testing.T) {
+			servicetest.On(t, "zookeeper", func(t *testing.T, s *servicetest.Service) {
+				name := locktest.Name()
+				r := newResource(queueHead(s.Session(t), name))
+				cs := append(turnstileRW(t, s, name, 2, turnstile.Exclusive), turnstileRW(t, s, name, 1, turnstile.Shared)...)
+				mix(t, r, append(cs, tc.others(t, s, name)...))
+			})
 		})
-	})
+	}
 }
 
-// 3 turnstile candidates and 3 kazoo Elections, whose lock is given the
-// README's pattern, on one election.
-func TestKazooElection(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		start := kazoo(t, s, "election", name, foreign.LatchPattern)
-		cs := append(turnstileCandidates(t, s, name, 3), drivenCandidates(start, ids("kazoo", 3)...)...)
-		elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
-			"turnstile": turnstileLeader(t, s, name),
-			"kazoo":     observe(start("observer")),
+// Every client that shares an election with turnstile's: 3 turnstile
+// candidates and 3 of the other client's, 20 terms each. Never two
+// leaders at once, and during every term turnstile's Leader and Observe
+// and the other client's own view name that term's leader.
+func TestElection(t *testing.T) {
+	for _, tc := range []struct {
+		client, service string
+		opts            []election.Option
+		candidates      func(t *testing.T, s *servicetest.Service, name string) []candidate
+		leader          func(t *testing.T, s *servicetest.Service, name string) func(context.Context) (string, error)
+	}{
+		{"Curator LeaderLatch", "zookeeper", nil,
+			func(t *testing.T, s *servicetest.Service, name string) []candidate {
+				return drivenCandidates(curator(t, s, "latch", name), ids("curator", 3)...)
+			},
+			func(t *testing.T, s *servicetest.Service, name string) func(context.Context) (string, error) {
+				return curator(t, s, "latch", name)("observer").Leader
+			}},
+		{"Curator LeaderSelector", "zookeeper", []election.Option{election.WithSelectorNames()},
+			func(t *testing.T, s *servicetest.Service, name string) []candidate {
+				return drivenCandidates(curator(t, s, "selector", name), ids("curator", 3)...)
+			},
+			func(t *testing.T, s *servicetest.Service, name string) func(context.Context) (string, error) {
+				return curator(t, s, "selector", name)("observer").Leader
+			}},
+		{"kazoo", "zookeeper", nil,
+			func(t *testing.T, s *servicetest.Service, name string) []candidate {
+				return drivenCandidates(kazoo(t, s, "election", name, foreign.LatchPattern), ids("kazoo", 3)...)
+			},
+			func(t *testing.T, s *servicetest.Service, name string) func(context.Context) (string, error) {
+				return kazoo(t, s, "election", name, foreign.LatchPattern)("observer").Leader
+			}},
+		{"concurrency.Election", "etcd", nil, etcdCandidates, etcdLeader},
+		{"etcdctl elect", "etcd", nil, etcdctlCandidates,
+			func(t *testing.T, s *servicetest.Service, name string) func(context.Context) (string, error) {
+				return func(ctx context.Context) (string, error) { return etcdtest.EtcdctlLeader(ctx, t, s.Addrs(), name) }
+			}},
+	} {
+		t.Run(tc.client, func(t *testing.T) {
+			servicetest.On(t, tc.service, func(t *testing.T, s *servicetest.Service) {
+				name := locktest.Name()
+				cs := append(turnstileCandidates(t, s, name, 3, tc.opts...), tc.candidates(t, s, name)...)
+				elect(t, cs, turnstileObserve(t, s, name), map[string]func(context.Context) (string, error){
+					"turnstile":                turnstileLeader(t, s, name),
+					tc.client + " as observer": tc.leader(t, s, name),
+				})
+			})
 		})
-	})
+	}
 }
 
-// A rolling migration from go-zookeeper's zk.Lock and Curator's
-// InterProcessMutex to turnstile.
-func TestZooKeeperMigration(t *testing.T) {
-	zookeeper(t, func(t *testing.T, s *servicetest.Service) {
-		name := locktest.Name()
-		old := append(zkLocks(t, s, name, 2), driven(turnstile.Exclusive, curator(t, s, "mutex", name), ids("curator", 2)...)...)
-		migrate(t, newResource(queueHead(s.Session(t), name)), old, turnstileMutexes(t, s, name, 3))
-	})
+// A rolling migration to turnstile from the clients a name was locked
+// with: go-zookeeper's zk.Lock and Curator's InterProcessMutex on
+// ZooKeeper, etcd's concurrency.Mutex on etcd.
+func TestMigration(t *testing.T) {
+	for _, tc := range []struct {
+		service string
+		old     others
+	}{
+		{"zookeeper", func(t *testing.T, s *servicetest.Service, name string) []contender {
+			return append(zkLocks(t, s, name, 2), driven(turnstile.Exclusive, curator(t, s, "mutex", name), ids("curator", 2)...)...)
+		}},
+		{"etcd", func(t *testing.T, s *servicetest.Service, name string) []contender { return etcdMutexes(t, s, name, 3) }},
+	} {
+		servicetest.On(t, tc.service, func(t *testing.T, s *servicetest.Service) {
+			name := locktest.Name()
+			migrate(t, newResource(queueHead(s.Session(t), name)), tc.old(t, s, name), turnstileMutexes(t, s, name, 3))
+		})
+	}
+}
+
+// etcdCandidates returns 3 candidates of etcd's concurrency.Election on
+// the election name, each on its own session.
+func etcdCandidates(t *testing.T, s *servicetest.Service, name string) []candidate {
+	var cs []candidate
+	for _, id := range ids("concurrency", 3) {
+		e := concurrency.NewElection(etcdSession(t, s), name)
+		cs = append(cs, candidate{contender{who: id, kind: turnstile.Exclusive,
+			acquire: func(ctx context.Context) error { return e.Campaign(ctx, id) }, release: e.Resign}, id})
+	}
+	return cs
+}
+
+// etcdLeader is concurrency.Election's view of the election's leader.
+func etcdLeader(t *testing.T, s *servicetest.Service, name string) func(context.Context) (string, error) {
+	e := concurrency.NewElection(etcdSession(t, s), name)
+	return func(ctx context.Context) (string, error) {
+		resp, err := e.Leader(ctx)
+		if err != nil {
+			return "", err
+		}
+		return string(resp.Kvs[0].Value), nil
+	}
+}
+
+// etcdctlCandidates returns 3 candidates that each lead through a run of
+// `etcdctl elect`, one process per term.
+func etcdctlCandidates(t *testing.T, s *servicetest.Service, name string) []candidate {
+	var cs []candidate
+	for _, id := range ids("etcdctl", 3) {
+		var held *etcdtest.Held
+		cs = append(cs, candidate{contender{who: id, kind: turnstile.Exclusive,
+			acquire: func(ctx context.Context) (err error) {
+				held, err = etcdtest.EtcdctlElect(ctx, t, s.Addrs(), name, id)
+				return err
+			},
+			release: func(ctx context.Context) error { return held.Release(ctx) }}, id})
+	}
+	return cs
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
 // Locker is what zklock.Mutex and etcdlock.Mutex have in common.
@@ -511,5 +514,31 @@ func KillLeader(tb testing.TB, leader func(context.Context) (int, error), kill f
 			tb.Error(err)
 		}
 		tb.Logf("killed the leader, server %d", i)
+	}
+}
+
+// Backend returns the queue operations behind s, for a test that reads
+// or changes a queue as the recipes do.
+func Backend(tb testing.TB, s turnstile.Session) recipe.Backend {
+	tb.Helper()
+	b, err := recipe.Of(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// Methods checks that the exported methods of v's type are exactly want:
+// what users call, so that no plumbing shows in its API unnoticed.
+func Methods(t *testing.T, v any, want ...string) {
+	t.Helper()
+	typ := reflect.TypeOf(v)
+	var got []string
+	for i := range typ.NumMethod() {
+		got = append(got, typ.Method(i).Name)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%v has methods %v, want %v", typ, got, want)
 	}
 }

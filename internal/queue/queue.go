@@ -10,6 +10,22 @@ import (
 	"github.com/turnstile-go/turnstile"
 )
 
+// Contender is one entry of a name's queue, as the server keeps it.
+type Contender struct {
+	// Key is where the contender lives on the server: the znode path on
+	// ZooKeeper, the key on etcd.
+	Key string
+	// Kind is the contender's kind, read back from its Key.
+	Kind turnstile.Kind
+	// Seq is the server's order of arrival within the name: the znode's
+	// sequence number, or the key's create revision.
+	Seq int64
+	// Token is the contender's fencing token (the znode's czxid, the
+	// key's create revision) where the server has told it: always for
+	// the contender Join returns.
+	Token int64
+}
+
 // Decision is what a contender does after reading the queue.
 type Decision struct {
 	// Admitted reports that the contender holds (or leads).
@@ -17,7 +33,7 @@ type Decision struct {
 	// Wait is the one contender to wait for when not admitted: the
 	// immediate predecessor of an Exclusive or Candidate contender, the
 	// nearest non-Shared contender ahead of a Shared one.
-	Wait turnstile.Contender
+	Wait Contender
 	// Last reports that Wait is the only contender keeping self out, so
 	// that its exit admits self without reading the queue again:
 	// contenders only ever join behind self.
@@ -27,7 +43,7 @@ type Decision struct {
 // Decide applies the queue rules to queue, in server order, for the
 // contender whose Key is self. A self missing from queue has been removed
 // behind its owner's back, and the error matches turnstile.ErrLost.
-func Decide(queue []turnstile.Contender, self string) (Decision, error) {
+func Decide(queue []Contender, self string) (Decision, error) {
 	i := index(queue, self)
 	if i < 0 {
 		return Decision{}, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self)
@@ -43,7 +59,7 @@ func Decide(queue []turnstile.Contender, self string) (Decision, error) {
 // a contender of kind k out, or -1 if none does. Only a Shared contender
 // lets others of its kind through; an unknown kind is kept out by
 // everyone, as the safe reading of a queue written by a newer version.
-func blocker(ahead []turnstile.Contender, k turnstile.Kind) int {
+func blocker(ahead []Contender, k turnstile.Kind) int {
 	for j := len(ahead) - 1; j >= 0; j-- {
 		if k != turnstile.Shared || ahead[j].Kind != turnstile.Shared {
 			return j
@@ -52,7 +68,7 @@ func blocker(ahead []turnstile.Contender, k turnstile.Kind) int {
 	return -1
 }
 
-func index(queue []turnstile.Contender, key string) int {
+func index(queue []Contender, key string) int {
 	for i, c := range queue {
 		if c.Key == key {
 			return i

@@ -17,11 +17,11 @@ const (
 // q builds a queue in server order from "w1 r1 r2" style words: the
 // first letter gives the kind (w/x exclusive, r shared, c candidate) and
 // the word is the key.
-func q(words string) []turnstile.Contender {
-	var cs []turnstile.Contender
+func q(words string) []Contender {
+	var cs []Contender
 	for i, w := range strings.Fields(words) {
 		k := map[byte]turnstile.Kind{'w': x, 'x': x, 'r': s, 'c': c}[w[0]]
-		cs = append(cs, turnstile.Contender{Key: w, Kind: k, Seq: int64(i + 1)})
+		cs = append(cs, Contender{Key: w, Kind: k, Seq: int64(i + 1)})
 	}
 	return cs
 }
@@ -102,7 +102,7 @@ func TestDecidePartialQueue(t *testing.T) {
 	full := q("x1 x2 x3 x4")
 	for i := range full {
 		self := full[i].Key
-		partial := []turnstile.Contender{full[0]}
+		partial := []Contender{full[0]}
 		if i > 1 {
 			partial = append(partial, full[i-1])
 		}

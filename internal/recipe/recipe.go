@@ -1,5 +1,5 @@
 // Package recipe is the acquisition loop every recipe shares, written
-// once over turnstile.Backend: join the queue, decide, wait for the one
+// once over Backend: join the queue, decide, wait for the one
 // contender in the way, read again, and confirm before believing in a
 // hold. Mutexes, read-write locks and elections are thin layers on it.
 package recipe
@@ -42,7 +42,7 @@ const (
 // Lock is one recipe value's hold on a name: at most one contender in the
 // server's queue, shared by the value's goroutines through a local FIFO.
 type Lock struct {
-	b    turnstile.Backend
+	b    Backend
 	name string
 	err  error // set at construction: every call fails with it
 
@@ -54,30 +54,35 @@ type Lock struct {
 
 // Hold is a granted place at the head of a queue.
 type Hold struct {
-	Self turnstile.Contender
+	Self queue.Contender
 	Lost <-chan struct{}
 }
 
-// New returns a Lock on name over b. A nil b or an invalid name makes
-// every call fail with an error matching turnstile.ErrNilSession or
-// turnstile.ErrInvalidName, before any server call.
-func New(b turnstile.Backend, name string) *Lock {
+// New returns a Lock on name over s. A nil s, one no backend package
+// made, or an invalid name makes every call fail with an error matching
+// turnstile.ErrNilSession or turnstile.ErrInvalidName, before any server
+// call.
+func New(s turnstile.Session, name string) *Lock {
+	b, err := Of(s)
 	l := &Lock{b: b, name: name}
-	if isNil(b) {
-		l.err = fmt.Errorf("%w: lock %q", turnstile.ErrNilSession, name)
+	if err != nil {
+		l.err = fmt.Errorf("%w: lock %q", err, name)
 	} else {
 		l.err = turnstile.ValidateName(name)
 	}
 	return l
 }
 
+// Backend returns the backend the Lock runs on, nil if it has none.
+func (l *Lock) Backend() Backend { return l.b }
+
 // Err returns the error every call fails with, found at construction:
 // a nil backend or an invalid name.
 func (l *Lock) Err() error { return l.err }
 
 // isNil sees through an interface holding a nil pointer, which is what a
-// nil *zklock.Session passed as a Backend is.
-func isNil(b turnstile.Backend) bool {
+// nil *zklock.Session passed as a Session is.
+func isNil(b turnstile.Session) bool {
 	if b == nil {
 		return true
 	}
@@ -135,7 +140,7 @@ func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, v
 }
 
 // wait runs the queue rules until self is admitted and confirmed.
-func (l *Lock) wait(ctx context.Context, self turnstile.Contender, q []turnstile.Contender, try bool) (*Hold, error) {
+func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contender, try bool) (*Hold, error) {
 	for {
 		d, err := queue.Decide(q, self.Key)
 		if err != nil {
@@ -169,7 +174,7 @@ func (l *Lock) wait(ctx context.Context, self turnstile.Contender, q []turnstile
 // server cannot be reached now, it keeps trying in the background until
 // the contender is gone or the session ends (which removes it anyway), so
 // that a failed Lock never leaves a contender blocking others.
-func (l *Lock) abandon(self turnstile.Contender) {
+func (l *Lock) abandon(self queue.Contender) {
 	if l.leave(self) {
 		return
 	}
@@ -188,7 +193,7 @@ func (l *Lock) abandon(self turnstile.Contender) {
 }
 
 // leave reports whether self is out of the queue after one attempt.
-func (l *Lock) leave(self turnstile.Contender) bool {
+func (l *Lock) leave(self queue.Contender) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
 	defer cancel()
 	err := l.b.Leave(ctx, self)

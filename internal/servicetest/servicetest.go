@@ -46,7 +46,7 @@ type Service struct {
 	RequestBytes int64
 
 	addrs []string
-	open  func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Backend
+	open  func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session
 	// nodes are the servers as processes, nil when they are embedded.
 	nodes  []node
 	leader func(context.Context) (int, error)
@@ -71,14 +71,14 @@ type inspector interface {
 }
 
 // Session opens a session on every server, closed when tb ends.
-func (s *Service) Session(tb testing.TB) turnstile.Backend {
+func (s *Service) Session(tb testing.TB) turnstile.Session {
 	tb.Helper()
 	return s.open(tb, Lifetime, s.addrs)
 }
 
 // Through opens a session with the given lifetime whose traffic to the
 // first server passes through a proxy of its own, which the test can cut.
-func (s *Service) Through(tb testing.TB, lifetime time.Duration) (turnstile.Backend, *proxy.Proxy) {
+func (s *Service) Through(tb testing.TB, lifetime time.Duration) (turnstile.Session, *proxy.Proxy) {
 	tb.Helper()
 	p, err := proxy.Start(s.addrs[0])
 	if err != nil {
@@ -114,7 +114,7 @@ func (s *Service) Linked(tb testing.TB) *Link {
 
 // Open opens a session with the given lifetime through the link, closed
 // when tb ends.
-func (l *Link) Open(tb testing.TB, lifetime time.Duration) turnstile.Backend {
+func (l *Link) Open(tb testing.TB, lifetime time.Duration) turnstile.Session {
 	tb.Helper()
 	addrs := make([]string, len(l.proxies))
 	for i, p := range l.proxies {
@@ -286,17 +286,24 @@ func Main(m *testing.M, examples *[]string) int {
 // Each runs f as a subtest over the shared ZooKeeper server and over the
 // shared etcd member.
 func Each(t *testing.T, f func(t *testing.T, s *Service)) {
-	t.Run("zookeeper", func(t *testing.T) {
-		if shared.zk == nil {
+	On(t, "zookeeper", f)
+	On(t, "etcd", f)
+}
+
+// On runs f as a subtest over the shared server of one service,
+// "zookeeper" or "etcd".
+func On(t *testing.T, service string, f func(t *testing.T, s *Service)) {
+	t.Run(service, func(t *testing.T) {
+		switch {
+		case service == "zookeeper" && shared.zk == nil:
 			testenv.Unavailable(t, "zookeeper: %v", shared.zkErr)
-		}
-		f(t, shared.zk)
-	})
-	t.Run("etcd", func(t *testing.T) {
-		if shared.etcd == nil {
+		case service == "zookeeper":
+			f(t, shared.zk)
+		case shared.etcd == nil:
 			t.Fatalf("embedded etcd: %v", shared.etcdErr)
+		default:
+			f(t, shared.etcd)
 		}
-		f(t, shared.etcd)
 	})
 }
 
@@ -339,7 +346,7 @@ func zookeeper(c *zktest.Cluster) *Service {
 		Name:         "zookeeper",
 		RequestBytes: 40,
 		addrs:        c.Servers(),
-		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Backend {
+		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session {
 			s, err := zklock.Connect(addrs, zklock.WithSessionTimeout(lifetime))
 			if err != nil {
 				tb.Fatal(err)
@@ -359,7 +366,7 @@ func etcd(endpoints []string, nodes []node, leader func(context.Context) (int, e
 		WaitersWatchSelf: true,
 		RequestBytes:     150,
 		addrs:            endpoints,
-		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Backend {
+		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session {
 			s, err := etcdlock.NewSession(etcdtest.NewClient(tb, addrs...), etcdlock.WithTTL(lifetime))
 			if err != nil {
 				tb.Fatal(err)

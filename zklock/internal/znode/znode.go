@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
@@ -120,7 +121,7 @@ func isOld(label, word string) bool {
 // numbers are compared in serial-number arithmetic (RFC 1982) modulo 2^32,
 // which is right across the counter's wrap because the contenders alive
 // at once span far fewer than 2^31 creations.
-func Sort(cs []turnstile.Contender) {
+func Sort(cs []queue.Contender) {
 	if len(cs) < 2 {
 		return
 	}
@@ -136,7 +137,7 @@ func Sort(cs []turnstile.Contender) {
 		keys[i] = uint64(uint32(distance)+1<<31)<<32 | uint64(i)
 	}
 	slices.Sort(keys)
-	sorted := make([]turnstile.Contender, len(cs))
+	sorted := make([]queue.Contender, len(cs))
 	for i, k := range keys {
 		sorted[i] = cs[uint32(k)]
 	}

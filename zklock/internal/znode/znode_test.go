@@ -143,10 +143,10 @@ func TestQueueOrder(t *testing.T) {
 			[]string{"_c_a-latch--000000001", "_c_b-lock-0000000000", "_c_c-lock-0000000001"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var cs []turnstile.Contender
+			var cs []queue.Contender
 			for _, ch := range tc.children {
 				if k, seq, ok := Parse(ch); ok {
-					cs = append(cs, turnstile.Contender{Key: ch, Kind: k, Seq: seq})
+					cs = append(cs, queue.Contender{Key: ch, Kind: k, Seq: seq})
 				}
 			}
 			Sort(cs)
@@ -173,9 +173,9 @@ func TestSortShuffled(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, base := range []uint32{0, 1<<31 - 100, 1<<32 - 100, r.Uint32(), r.Uint32()} {
 		n := 1 + r.IntN(300)
-		cs := make([]turnstile.Contender, n)
+		cs := make([]queue.Contender, n)
 		for i := range cs {
-			cs[i] = turnstile.Contender{Key: fmt.Sprint(i), Seq: int64(base + uint32(i)*3)}
+			cs[i] = queue.Contender{Key: fmt.Sprint(i), Seq: int64(base + uint32(i)*3)}
 		}
 		r.Shuffle(n, func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
 		Sort(cs)

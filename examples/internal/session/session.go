@@ -1,9 +1,8 @@
-// Package backends opens a session on whichever service a program is
-// given, for the examples and the fault tests that run on either.
-package backends
+// Package session opens a session on whichever service an example is
+// given.
+package session
 
 import (
-	"context"
 	"strings"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 // Open opens one session with the given lifetime on the ZooKeeper
 // servers zkAddr, if given, or else on the etcd endpoints etcdAddr, each
 // a comma-separated list. closeAll closes the session and its client.
-func Open(etcdAddr, zkAddr string, lifetime time.Duration) (s turnstile.Backend, closeAll func(), err error) {
+func Open(etcdAddr, zkAddr string, lifetime time.Duration) (s turnstile.Session, closeAll func(), err error) {
 	if zkAddr != "" {
 		s, err := zklock.Connect(strings.Split(zkAddr, ","), zklock.WithSessionTimeout(lifetime))
 		if err != nil {
@@ -35,27 +34,4 @@ func Open(etcdAddr, zkAddr string, lifetime time.Duration) (s turnstile.Backend,
 		return nil, nil, err
 	}
 	return es, func() { es.Close(); cli.Close() }, nil
-}
-
-// Mutex is what zklock.Mutex and etcdlock.Mutex have in common.
-type Mutex interface {
-	Lock(ctx context.Context) error
-	TryLock(ctx context.Context) error
-	Unlock(ctx context.Context) error
-	Token() int64
-	Sequencer() turnstile.Sequencer
-	Lost() <-chan struct{}
-}
-
-// NewMutex returns s's own Mutex on name: a zklock.Mutex on a
-// *zklock.Session, an etcdlock.Mutex on an *etcdlock.Session, and nil on
-// any other Backend.
-func NewMutex(s turnstile.Backend, name string) Mutex {
-	switch s := s.(type) {
-	case *zklock.Session:
-		return zklock.NewMutex(s, name)
-	case *etcdlock.Session:
-		return etcdlock.NewMutex(s, name)
-	}
-	return nil
 }

@@ -1,0 +1,108 @@
+package recipe
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
+)
+
+// Backend is what a coordination service provides so that every recipe
+// (mutex, read-write lock, election) runs on it unchanged: zklock and
+// etcdlock each implement it over their Session, out of their users' sight,
+// and Register it. The recipes keep all the queue logic: a Backend only
+// stores contenders in server order, lists them, waits for one to go, and
+// removes one.
+//
+// A Backend must order contenders as its server assigns them, so that a
+// contender joining later never lands ahead of one already queued, and
+// must tie every contender to its session, so that a session that ends
+// takes its contenders with it.
+type Backend interface {
+	// Join adds a contender of the given kind to the queue of name, with value
+	// as its payload (a candidate's id), and returns it with the queue as read
+	// after the join. label is the recipe's lock name in the form other
+	// clients of ZooKeeper read from a node's name ("lock-", "__WRIT__",
+	// "__READ__", "latch-"); a backend whose other clients do not tell recipes
+	// apart by name may ignore it. Join must be idempotent across lost
+	// replies: a retried or interrupted Join never leaves a second contender
+	// for one call, and a Join that fails leaves nothing. A backend that can
+	// read the queue in the same round trip returns it; otherwise it returns
+	// nil and the caller reads it with Queue. For Exclusive and Candidate
+	// kinds the queue returned may hold only the first contender, self's
+	// predecessor and self; for Shared it holds every contender ahead of self.
+	Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (self queue.Contender, q []queue.Contender, err error)
+
+	// Queue lists the contenders of name in server order, whoever wrote
+	// them, leaving out entries that are not contenders.
+	Queue(ctx context.Context, name string) ([]queue.Contender, error)
+
+	// AwaitExit blocks until c, the contender self waits for, has left the
+	// queue. It returns an error matching turnstile.ErrLost if self's
+	// session ends first, or (where the backend can tell) self leaves the
+	// queue, and ctx's error if ctx ends first.
+	AwaitExit(ctx context.Context, self, c queue.Contender) error
+
+	// Confirm is called when self is admitted, and returns a channel
+	// closed when self leaves the queue other than by Leave: deleted by
+	// someone else, or its session ended. checked reports that a queue
+	// read just showed self admitted; otherwise (self was admitted by its
+	// predecessor's exit alone) Confirm must check, before returning, that
+	// self is still queued on the live session. After a read, it may
+	// arm the loss signal after returning, to keep that work off the
+	// hand-off's critical path.
+	Confirm(ctx context.Context, self queue.Contender, checked bool) (lost <-chan struct{}, err error)
+
+	// Leave removes self from the queue, and only self: a stale retry
+	// must not remove a later contender. It returns an error matching
+	// turnstile.ErrLost if self was already gone.
+	Leave(ctx context.Context, self queue.Contender) error
+
+	// Value reads the payload c joined with; queued is false if c has
+	// left the queue.
+	Value(ctx context.Context, c queue.Contender) (value []byte, queued bool, err error)
+
+	// AwaitJoin blocks until the queue of name holds a contender, the
+	// session ends (an error matching turnstile.ErrLost or
+	// turnstile.ErrSessionClosed) or ctx ends.
+	AwaitJoin(ctx context.Context, name string) error
+
+	// Done is closed when the session ends: expired, revoked or closed.
+	Done() <-chan struct{}
+}
+
+// adapters find the Backend behind a user's session, one per backend
+// package, registered as the package is loaded: the recipes reach a
+// session's queue operations without the session showing them to users.
+var adapters []func(turnstile.Session) (b Backend, ours bool)
+
+// Register makes the Backend of every non-nil session of type S what
+// adapt returns for it. A backend package calls it from an init function.
+func Register[S turnstile.Session](adapt func(S) Backend) {
+	adapters = append(adapters, func(s turnstile.Session) (Backend, bool) {
+		typed, ours := s.(S)
+		if !ours || isNil(typed) {
+			return nil, ours
+		}
+		return adapt(typed), true
+	})
+}
+
+// Of returns the Backend behind s, or an error matching
+// turnstile.ErrNilSession for a nil session or one that no backend
+// package made.
+func Of(s turnstile.Session) (Backend, error) {
+	for _, adapt := range adapters {
+		if b, ours := adapt(s); ours {
+			if b == nil {
+				break
+			}
+			return b, nil
+		}
+	}
+	if s == nil || isNil(s) {
+		return nil, fmt.Errorf("%w", turnstile.ErrNilSession)
+	}
+	return nil, fmt.Errorf("%w: %T is not a *zklock.Session or an *etcdlock.Session", turnstile.ErrNilSession, s)
+}

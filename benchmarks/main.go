@@ -25,9 +25,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/bench"
-	"github.com/turnstile-go/turnstile/internal/embedetcd"
-	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/internal/testing/bench"
+	"github.com/turnstile-go/turnstile/internal/testing/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
 func main() {

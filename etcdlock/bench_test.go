@@ -3,8 +3,8 @@ package etcdlock_test
 import (
 	"testing"
 
-	"github.com/turnstile-go/turnstile/internal/bench"
-	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/bench"
+	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 )
 
 // BenchmarkMutex runs turnstile's Mutex beside etcd's concurrency.Mutex

@@ -15,10 +15,10 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
-	"github.com/turnstile-go/turnstile/internal/etcdtest"
-	"github.com/turnstile-go/turnstile/internal/locktest"
-	"github.com/turnstile-go/turnstile/internal/proxy"
-	"github.com/turnstile-go/turnstile/internal/syncbuf"
+	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/testing/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
+	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
 )
 
 // One embedded member serves every test that does not break it; each

@@ -13,8 +13,8 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
-	"github.com/turnstile-go/turnstile/internal/etcdtest"
-	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 )
 
 const (

@@ -15,7 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/turnstile-go/turnstile"
-	"github.com/turnstile-go/turnstile/internal/recipe"
+	"github.com/turnstile-go/turnstile/internal/session"
 )
 
 // DefaultTTL is the lease TTL granted when no WithTTL option is given.
@@ -74,7 +74,7 @@ type Session struct {
 	log   *slog.Logger
 	seen  atomic.Int64 // the highest revision this session has seen
 
-	ending *recipe.Ending
+	ending *session.Ending
 	ctx    context.Context // ends with the session, and with it every watch
 	stop   context.CancelFunc
 
@@ -120,7 +120,7 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, refused(err))
 	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
-	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: recipe.NewEnding(), ctx: sctx, stop: stop}
+	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: session.NewEnding(), ctx: sctx, stop: stop}
 	s.ending.Go(func() { s.keepAlive(sent, time.Duration(resp.TTL)*time.Second) })
 	return s, nil
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/turnstile-go/turnstile/internal/bench"
-	"github.com/turnstile-go/turnstile/internal/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/bench"
+	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 )
 
 // BenchmarkMutex runs turnstile's Mutex beside go-zookeeper's zk.Lock

@@ -15,7 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/turnstile-go/turnstile"
-	"github.com/turnstile-go/turnstile/internal/recipe"
+	"github.com/turnstile-go/turnstile/internal/session"
 )
 
 // DefaultSessionTimeout is the session timeout asked of the server when
@@ -130,7 +130,7 @@ type Session struct {
 	tracked bool         // heard is kept: Connect dialled the connection
 	events  eventQueue   // session events, none dropped
 
-	ending   *recipe.Ending
+	ending   *session.Ending
 	quit     chan struct{}
 	quitOnce sync.Once
 
@@ -224,7 +224,7 @@ func newSession(o options) *Session {
 	s := &Session{
 		acl:    o.acl,
 		log:    o.log,
-		ending: recipe.NewEnding(),
+		ending: session.NewEnding(),
 		quit:   make(chan struct{}),
 		born:   time.Now(),
 		events: eventQueue{signal: make(chan struct{}, 1)},

@@ -17,8 +17,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/turnstile-go/turnstile"
-	"github.com/turnstile-go/turnstile/internal/embedetcd"
-	"github.com/turnstile-go/turnstile/internal/syncbuf"
+	"github.com/turnstile-go/turnstile/internal/testing/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
 )
 
 var endpoint string

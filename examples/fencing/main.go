@@ -28,8 +28,8 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/examples/internal/session"
-	"github.com/turnstile-go/turnstile/internal/embedetcd"
-	"github.com/turnstile-go/turnstile/internal/proxy"
+	"github.com/turnstile-go/turnstile/internal/testing/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/mutex"
 )
 

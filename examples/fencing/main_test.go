@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
 // check reads the timeline: client 2 holds with a larger token than

@@ -20,7 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/turnstile-go/turnstile/etcdlock"
-	"github.com/turnstile-go/turnstile/internal/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/testing/embedetcd"
 	"github.com/turnstile-go/turnstile/zklock"
 )
 

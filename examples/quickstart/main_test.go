@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
 // check runs the quickstart with args and checks what it prints: every

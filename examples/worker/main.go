@@ -25,8 +25,8 @@ import (
 	"github.com/turnstile-go/turnstile/election"
 	"github.com/turnstile-go/turnstile/etcdlock"
 	"github.com/turnstile-go/turnstile/examples/internal/session"
-	"github.com/turnstile-go/turnstile/internal/embedetcd"
-	"github.com/turnstile-go/turnstile/internal/syncbuf"
+	"github.com/turnstile-go/turnstile/internal/testing/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
 )
 
 func main() {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/syncbuf"
-	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
+	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
 // The demo on the embedded etcd: one worker leads, crashes, stops

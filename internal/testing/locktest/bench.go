@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/turnstile-go/turnstile/internal/bench"
+	"github.com/turnstile-go/turnstile/internal/testing/bench"
 )
 
 // Bench runs the scenarios of package bench on srv as sub-benchmarks

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
 //go:embed kazoo_driver.py

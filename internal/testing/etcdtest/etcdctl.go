@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
 // etcdctlModule's main package is etcdctl. go.mod requires it at the

@@ -44,8 +44,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/syncbuf"
-	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
 const (

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/proxy"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/goleak"
 
-	"github.com/turnstile-go/turnstile/internal/proxy"
-	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
 // TestMain fails the package if a test leaves a zk connection or a

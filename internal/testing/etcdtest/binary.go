@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
 // serverModule is the module whose main package is the etcd binary. Its

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/turnstile-go/turnstile"
-	"github.com/turnstile-go/turnstile/internal/chaos"
-	"github.com/turnstile-go/turnstile/internal/servicetest"
+	"github.com/turnstile-go/turnstile/internal/testing/chaos"
+	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 )
 
 var duration = flag.Duration("chaos.duration", 20*time.Second, "how long the nemesis injects faults in TestChaos")

@@ -19,11 +19,11 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
-	"github.com/turnstile-go/turnstile/internal/etcdtest"
-	"github.com/turnstile-go/turnstile/internal/locktest"
-	"github.com/turnstile-go/turnstile/internal/proxy"
-	"github.com/turnstile-go/turnstile/internal/testenv"
-	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/testing/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 	"github.com/turnstile-go/turnstile/zklock"
 )
 

@@ -12,7 +12,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
-	"github.com/turnstile-go/turnstile/internal/ports"
+	"github.com/turnstile-go/turnstile/internal/testing/ports"
 )
 
 // startTimeout bounds start-up, which takes well under a second, with a

@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
-	"github.com/turnstile-go/turnstile/internal/embedetcd"
+	"github.com/turnstile-go/turnstile/internal/testing/embedetcd"
 )
 
 // Embedded is a single-member etcd running inside the test process.

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/ports"
-	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/ports"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnstile-go/turnstile/internal/ports"
-	"github.com/turnstile-go/turnstile/internal/testenv"
+	"github.com/turnstile-go/turnstile/internal/testing/ports"
+	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
 // The Debian package's jar; its manifest names its dependencies, so the

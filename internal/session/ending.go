@@ -1,4 +1,6 @@
-package recipe
+// Package session is what a backend session's lifetime needs: one end,
+// with its cause, and the goroutines that must stop with it.
+package session
 
 import (
 	"sync"

@@ -10,7 +10,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/turnstile-go/turnstile/etcdlock"
-	"github.com/turnstile-go/turnstile/internal/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
 )
 
 // Etcd returns the etcd member at endpoint (host:port) with turnstile's

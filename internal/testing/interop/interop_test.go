@@ -20,11 +20,11 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
-	"github.com/turnstile-go/turnstile/internal/etcdtest"
-	"github.com/turnstile-go/turnstile/internal/foreign"
-	"github.com/turnstile-go/turnstile/internal/locktest"
 	"github.com/turnstile-go/turnstile/internal/recipe"
-	"github.com/turnstile-go/turnstile/internal/servicetest"
+	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
+	"github.com/turnstile-go/turnstile/internal/testing/foreign"
+	"github.com/turnstile-go/turnstile/internal/testing/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/rwlock"
 )

@@ -11,8 +11,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/turnstile-go/turnstile/internal/foreign"
-	"github.com/turnstile-go/turnstile/internal/zktest"
+	"github.com/turnstile-go/turnstile/internal/testing/foreign"
+	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
 // TestMain fails the package if a test leaves a driver's reader running,

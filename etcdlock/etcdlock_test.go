@@ -390,3 +390,49 @@ func TestNewSessionContext(t *testing.T) {
 	_, err = etcdlock.NewSession(cli, etcdlock.WithContext(ctx))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+// A session that judged its lease lost while the server still keeps it
+// (renewals arrive, their answers do not) revokes it on Close, so that
+// its key leaves the queue at once rather than a TTL later.
+func TestCloseRevokesLostLease(t *testing.T) {
+	ctx := context.Background()
+	p, err := proxy.Start(server(t).Endpoint())
+	require.NoError(t, err)
+	defer p.Close()
+	const ttl = 4 * time.Second
+	s := session(t, etcdtest.NewClient(t, p.Addr()), etcdlock.WithTTL(ttl))
+	name := locktest.Name()
+	m := etcdlock.NewMutex(s, name)
+	require.NoError(t, m.Lock(ctx))
+	key := m.Sequencer().Key
+
+	cli := server(t).Client(t)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	deletedAt := make(chan time.Time, 1)
+	go func() {
+		for resp := range cli.Watch(wctx, key, clientv3.WithFilterPut()) {
+			if len(resp.Events) > 0 {
+				deletedAt <- time.Now()
+				return
+			}
+		}
+	}()
+	p.Hold(proxy.ToClient)
+	defer p.Release(proxy.ToClient)
+	select {
+	case <-s.Done():
+	case <-time.After(3 * ttl):
+		t.Fatal("the session never judged its lease lost")
+	}
+	closed := time.Now()
+	require.NoError(t, s.Close())
+	select {
+	case at := <-deletedAt:
+		// The server would have kept the key for a TTL after the last
+		// renewal it received, which came as the session ended.
+		require.Less(t, at.Sub(closed), ttl/2, "the key outlived Close")
+	case <-time.After(3 * ttl):
+		t.Fatal("the key was never deleted")
+	}
+}

@@ -77,6 +77,10 @@ type Session struct {
 	ending *session.Ending
 	ctx    context.Context // ends with the session, and with it every watch
 	stop   context.CancelFunc
+	ttl    time.Duration // as granted
+
+	closeOnce sync.Once
+	closeErr  error
 
 	contenders sync.Map // key to *contender, for this session's keys
 }
@@ -120,8 +124,9 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, refused(err))
 	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
-	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: session.NewEnding(), ctx: sctx, stop: stop}
-	s.ending.Go(func() { s.keepAlive(sent, time.Duration(resp.TTL)*time.Second) })
+	ttl := time.Duration(resp.TTL) * time.Second
+	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: session.NewEnding(), ctx: sctx, stop: stop, ttl: ttl}
+	s.ending.Go(func() { s.keepAlive(sent, ttl) })
 	return s, nil
 }
 
@@ -207,22 +212,31 @@ func (s *Session) Lease() clientv3.LeaseID { return s.lease }
 func (s *Session) Client() *clientv3.Client { return s.cli }
 
 // Close ends the session and revokes its lease, which deletes every key
-// the session holds or queued; a lease already lost is left alone. It
-// does not close the client. Close is idempotent.
+// the session holds or queued. It does not close the client. Close is
+// idempotent.
+//
+// A session already lost is revoked too: the client cannot tell whether
+// its lease still lives on the server, as it does while renewals arrive
+// whose answers do not, or for a TTL after a leader change, and its keys
+// would block the queue until then. Close then waits no longer than the
+// TTL for the revocation, and reports no error from it.
 func (s *Session) Close() error {
-	alive := s.Err() == nil
-	s.end(turnstile.ErrSessionClosed)
-	s.ending.Wait()
-	if !alive {
-		return nil // the lease is gone already, or was revoked by a first Close
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.cli.Ctx()), 10*time.Second)
-	defer cancel()
-	_, err := s.cli.Revoke(ctx, s.lease)
-	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return fmt.Errorf("etcdlock: revoke lease %x: %w", s.lease, refused(err))
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		alive := s.Err() == nil
+		s.end(turnstile.ErrSessionClosed)
+		s.ending.Wait()
+		timeout := 10 * time.Second
+		if !alive {
+			timeout = min(timeout, s.ttl)
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.cli.Ctx()), timeout)
+		defer cancel()
+		_, err := s.cli.Revoke(ctx, s.lease)
+		if alive && err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			s.closeErr = fmt.Errorf("etcdlock: revoke lease %x: %w", s.lease, refused(err))
+		}
+	})
+	return s.closeErr
 }
 
 // bound returns ctx, also cancelled when the session ends: a call on a

@@ -422,7 +422,7 @@ func (s backend) Leave(ctx context.Context, self queue.Contender) error {
 	earlier := c != nil && c.released.Swap(true)
 	deleted, err := s.remove(ctx, self.Key, self.Seq)
 	if err != nil {
-		if c != nil && ctx.Err() == nil && !transient(err) {
+		if c != nil && ctx.Err() == nil && !unsettled(err) {
 			c.released.Store(false) // the delete surely failed
 		}
 		return fmt.Errorf("etcdlock: delete %s: %w", self.Key, err)
@@ -490,7 +490,7 @@ func retry[T any](ctx context.Context, s *Session, write func(context.Context) (
 		if late != nil {
 			// Should the session end first, its lease takes the key.
 			s.ending.Go(func() {
-				if r := <-answer; r.err == nil || transient(r.err) {
+				if r := <-answer; r.err == nil || unsettled(r.err) {
 					late()
 				}
 			})
@@ -500,24 +500,39 @@ func retry[T any](ctx context.Context, s *Session, write func(context.Context) (
 }
 
 // repeat runs write until it has an answer, the session ends or
-// writeTimeout passes.
+// writeTimeout passes. A write refused for overload is repeated too,
+// after pauses that double up to a second: overload passes, and a Lock
+// must not fail, nor an Unlock leave a hold behind, for a refusal.
 func repeat[T any](s *Session, write func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
 	defer cancel()
+	backoff := 50 * time.Millisecond
 	for {
 		v, err := write(ctx)
 		if cause := s.Err(); cause != nil {
 			return v, cause // the lease takes any key the write made
 		}
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		if err == nil || !unsettled(err) || ctx.Err() != nil {
 			return v, refused(err)
 		}
+		pause := 50 * time.Millisecond
+		if overloaded(err) {
+			pause, backoff = backoff, min(2*backoff, time.Second)
+		}
 		select {
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(pause):
 		case <-ctx.Done():
 		}
 	}
 }
+
+// unsettled reports whether a write that failed may yet succeed when
+// repeated: it failed on the way, or for overload.
+func unsettled(err error) bool { return transient(err) || overloaded(err) }
+
+// overloaded reports whether the server refused a request it had no room
+// for ("too many requests"): it refuses before applying.
+func overloaded(err error) bool { return errors.Is(err, rpctypes.ErrTooManyRequests) }
 
 // transient reports whether a request failed on the way rather than by
 // the server's decision, so that it may have been applied or not.

@@ -7,11 +7,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
@@ -435,4 +438,31 @@ func TestCloseRevokesLostLease(t *testing.T) {
 	case <-time.After(3 * ttl):
 		t.Fatal("the key was never deleted")
 	}
+}
+
+// An etcd that refuses writes for overload ("too many requests", which it
+// answers before applying them) only slows Lock and Unlock down: with
+// every other write refused, 20 Lock+Unlock pairs all succeed, and the
+// value is free after each.
+func TestOverload(t *testing.T) {
+	ctx := context.Background()
+	var writes, refusals atomic.Int32
+	cfg := etcdtest.ClientConfig(server(t).Endpoints()...)
+	cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(
+		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if method == "/etcdserverpb.KV/Txn" && writes.Add(1)%2 == 1 {
+				refusals.Add(1)
+				return rpctypes.ErrGRPCRequestTooManyRequests
+			}
+			return invoke(ctx, method, req, reply, cc, opts...)
+		}))
+	cli, err := clientv3.New(cfg)
+	require.NoError(t, err)
+	defer cli.Close()
+	m := etcdlock.NewMutex(session(t, cli), locktest.Name())
+	for range 20 {
+		require.NoError(t, m.Lock(ctx))
+		require.NoError(t, m.Unlock(ctx))
+	}
+	require.GreaterOrEqual(t, refusals.Load(), int32(40), "writes refused")
 }

@@ -89,13 +89,6 @@ func env(endpoints ...string) locktest.Env {
 	}
 }
 
-func TestFIFO(t *testing.T)         { locktest.FIFO(t, env(server(t).Endpoints()...), 16) }
-func TestCancelWaiter(t *testing.T) { locktest.CancelWaiter(t, env(server(t).Endpoints()...)) }
-func TestTryLock(t *testing.T)      { locktest.TryLock(t, env(server(t).Endpoints()...)) }
-func TestSharedValue(t *testing.T)  { locktest.SharedValue(t, env(server(t).Endpoints()...)) }
-func TestBadNames(t *testing.T)     { locktest.BadNames(t, env(server(t).Endpoints()...)) }
-func TestNestedNames(t *testing.T)  { locktest.NestedNames(t, env(server(t).Endpoints()...)) }
-
 func TestBadSession(t *testing.T) {
 	ctx := context.Background()
 	var nilSession *etcdlock.Session
@@ -182,17 +175,6 @@ func TestHerd(t *testing.T) {
 	}
 }
 
-func TestPartition(t *testing.T) {
-	const ttl = 2 * time.Second
-	locktest.Partition(t, env(server(t).Endpoints()...), ttl, func(tb testing.TB, name string) (locktest.Locker, func()) {
-		p, err := proxy.Start(server(tb).Endpoint())
-		require.NoError(tb, err)
-		tb.Cleanup(func() { p.Close() })
-		s := session(tb, etcdtest.NewClient(tb, p.Addr()), etcdlock.WithTTL(ttl))
-		return etcdlock.NewMutex(s, name), p.Cut
-	})
-}
-
 // holderAndWaiter has one session hold name and another wait for it; got
 // receives the waiter's Lock result.
 func holderAndWaiter(t *testing.T, e locktest.Env, cli *clientv3.Client, name string) (*etcdlock.Mutex, *etcdlock.Session, <-chan error) {
@@ -255,13 +237,6 @@ func TestKeyDeleted(t *testing.T) {
 	}
 	require.Zero(t, holder.Token())
 	require.ErrorIs(t, holder.Unlock(ctx), turnstile.ErrLost)
-}
-
-// Killing the leader of a 3-member cluster while 8 contenders cycle:
-// never two holders, grants in arrival order.
-func TestLeaderKilled(t *testing.T) {
-	c := etcdtest.StartCluster(t, 3)
-	locktest.Cycle(t, env(c.Endpoints()...), 8, 6, locktest.KillLeader(t, c.Leader, func(i int) error { return c.Member(i).Kill() }))
 }
 
 // A put whose reply is lost (the connection cut after the request left

@@ -107,13 +107,6 @@ func lastZxid(tb testing.TB, c *zktest.Cluster) int64 {
 	return z
 }
 
-func TestFIFO(t *testing.T)         { locktest.FIFO(t, env(server(t)), 16) }
-func TestCancelWaiter(t *testing.T) { locktest.CancelWaiter(t, env(server(t))) }
-func TestTryLock(t *testing.T)      { locktest.TryLock(t, env(server(t))) }
-func TestSharedValue(t *testing.T)  { locktest.SharedValue(t, env(server(t))) }
-func TestBadNames(t *testing.T)     { locktest.BadNames(t, env(server(t))) }
-func TestNestedNames(t *testing.T)  { locktest.NestedNames(t, env(server(t))) }
-
 func TestBadSession(t *testing.T) {
 	ctx := context.Background()
 	var nilSession *zklock.Session
@@ -344,24 +337,6 @@ func TestLostCreateReply(t *testing.T) {
 	}
 }
 
-func TestPartition(t *testing.T) {
-	c := server(t)
-	const timeout = 2 * time.Second
-	locktest.Partition(t, env(c), timeout, func(tb testing.TB, name string) (locktest.Locker, func()) {
-		p, err := proxy.Start(c.Servers()[0])
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { p.Close() })
-		s, err := zklock.Connect([]string{p.Addr()}, zklock.WithSessionTimeout(timeout))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { s.Close() })
-		return zklock.NewMutex(s, name), p.Cut
-	})
-}
-
 // A server that accepts the reconnecting client but never answers its
 // handshake costs the client a share of the session timeout, not the
 // session: the client moves on to a server that answers, and keeps its
@@ -543,13 +518,6 @@ func TestNodeDeleted(t *testing.T) {
 	}
 	require.Zero(t, m.Token(), "token of a lost hold")
 	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
-}
-
-// Killing the leader of a 3-node ensemble while 8 contenders cycle: never
-// two holders, grants in arrival order.
-func TestLeaderKilled(t *testing.T) {
-	c := zktest.StartEnsemble(t, 3)
-	locktest.Cycle(t, env(c), 8, 6, locktest.KillLeader(t, c.Leader, func(i int) error { return c.Node(i).Kill() }))
 }
 
 // A connection the caller opened works as a session, which then owns it.

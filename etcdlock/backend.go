@@ -18,6 +18,7 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
+	"github.com/turnstile-go/turnstile/internal/session"
 )
 
 // The recipe.Backend methods. A name's contenders are the keys directly
@@ -70,11 +71,11 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, _ s
 	then := append([]clientv3.Op{clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease))}, reads...)
 	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
-	}, func() { s.remove(context.Background(), key, 0) })
+	}, func() { s.discard(key) })
 	if err != nil {
 		if ctx.Err() == nil && s.Err() == nil {
 			// An attempt may have put the key before a later one failed.
-			s.ending.Go(func() { s.remove(context.Background(), key, 0) })
+			s.ending.Go(func() { s.discard(key) })
 		}
 		return queue.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %w", name, err)
 	}
@@ -442,19 +443,34 @@ func (s backend) Leave(ctx context.Context, self queue.Contender) error {
 // the key was deleted by this call, counting an earlier attempt whose
 // reply was lost.
 func (s *Session) remove(ctx context.Context, key string, rev int64) (bool, error) {
-	guard := clientv3.Compare(clientv3.CreateRevision(key), "=", rev)
-	if rev == 0 {
-		guard = clientv3.Compare(clientv3.LeaseValue(key), "=", s.lease)
-	}
 	var attempts atomic.Int32
 	resp, err := retry(ctx, s, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		attempts.Add(1)
-		return s.cli.Txn(ctx).If(guard).Then(clientv3.OpDelete(key)).Commit()
+		return s.delete(ctx, key, rev)
 	}, nil)
 	if err != nil {
 		return false, err
 	}
 	return resp.Succeeded || attempts.Load() > 1, nil
+}
+
+// delete deletes key if it is still the one created at rev, or with rev
+// 0 if it is still attached to the session's lease: one attempt.
+func (s *Session) delete(ctx context.Context, key string, rev int64) (*clientv3.TxnResponse, error) {
+	guard := clientv3.Compare(clientv3.CreateRevision(key), "=", rev)
+	if rev == 0 {
+		guard = clientv3.Compare(clientv3.LeaseValue(key), "=", s.lease)
+	}
+	return s.cli.Txn(ctx).If(guard).Then(clientv3.OpDelete(key)).Commit()
+}
+
+// discard removes key, put by a join whose caller left, if it is still
+// the session's, so that an abandoned Lock leaves nothing.
+func (s *Session) discard(key string) {
+	session.Cleanup(s.Done(), func(ctx context.Context) bool {
+		_, err := s.delete(ctx, key, 0)
+		return err == nil
+	})
 }
 
 // retry runs a write that is safe to repeat until it has an answer: a

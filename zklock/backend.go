@@ -16,6 +16,7 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
+	"github.com/turnstile-go/turnstile/internal/session"
 	"github.com/turnstile-go/turnstile/zklock/internal/znode"
 )
 
@@ -190,18 +191,27 @@ func (s *Session) stat(ctx context.Context, path string) (*zk.Stat, error) {
 }
 
 // discard removes the node of a create whose caller stopped waiting for
-// it, once its fate is known, so that an abandoned Lock leaves nothing.
+// it, once its fate is known, so that an abandoned Lock leaves nothing:
+// the node at path, or, after a lost reply, whichever the create made.
 func (s *Session) discard(name, id, path string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if isLostReply(err) {
-		path, err = s.find(ctx, name, id)
+	lost := isLostReply(err)
+	if err != nil && !lost {
+		return // the create failed: there is nothing to remove
 	}
-	if err == nil && path != "" {
-		if err := s.remove(ctx, path, false); err != nil {
-			s.log.Warn("zklock: could not remove an abandoned contender; its session's end will", "node", path, "err", err)
+	session.Cleanup(s.Done(), func(ctx context.Context) bool {
+		node := path
+		if lost {
+			var err error
+			if node, err = s.find(ctx, name, id); err != nil {
+				return false
+			}
 		}
-	}
+		if node == "" {
+			return true
+		}
+		err := s.remove(ctx, node, false)
+		return err == nil || errors.Is(err, turnstile.ErrLost)
+	})
 }
 
 // makeParents creates name and whichever of its ancestors are missing as

@@ -14,13 +14,8 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
+	"github.com/turnstile-go/turnstile/internal/session"
 )
-
-// CleanupTimeout bounds the first attempt to remove a contender whose
-// Lock failed, before Lock returns; later attempts go on in the
-// background. It does not use the caller's context, which is often the
-// reason for the failure and already done.
-const CleanupTimeout = 2 * time.Second
 
 // WatchDelay is how long a backend may wait before it watches a
 // contender's own key or node for deletion by someone else: most holds
@@ -169,35 +164,14 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 	}
 }
 
-// abandon removes a contender whose acquisition failed, on its own
-// deadline rather than the caller's, which is often why it failed. If the
-// server cannot be reached now, it keeps trying in the background until
-// the contender is gone or the session ends (which removes it anyway), so
-// that a failed Lock never leaves a contender blocking others.
+// abandon removes a contender whose acquisition failed, before Lock
+// returns if the server answers at once, so that a failed Lock never
+// leaves a contender blocking others.
 func (l *Lock) abandon(self queue.Contender) {
-	if l.leave(self) {
-		return
-	}
-	go func() {
-		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-			select {
-			case <-l.b.Done():
-				return
-			case <-time.After(delay):
-			}
-			if l.leave(self) {
-				return
-			}
-		}
-	}()
-}
-
-// leave reports whether self is out of the queue after one attempt.
-func (l *Lock) leave(self queue.Contender) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
-	defer cancel()
-	err := l.b.Leave(ctx, self)
-	return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
+	session.Cleanup(l.b.Done(), func(ctx context.Context) bool {
+		err := l.b.Leave(ctx, self)
+		return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
+	})
 }
 
 // Release gives up a hold of the given kind. It returns an error

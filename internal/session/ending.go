@@ -3,6 +3,7 @@
 package session
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -106,4 +107,39 @@ func (e *Ending) work(f func()) {
 func (e *Ending) Wait() {
 	<-e.done
 	e.active.Wait()
+}
+
+// CleanupTimeout bounds each attempt of Cleanup. It does not come from
+// a caller's context, which is often the reason for the cleanup and
+// already done.
+const CleanupTimeout = 2 * time.Second
+
+// Cleanup is the one way a session removes a contender that no caller
+// waits for any more: a failed acquisition's, or one whose create or put
+// landed after its caller left. It calls try, which reports whether the
+// contender is gone, once now and then in the background after pauses
+// that double from 100 ms to 2 s, until try reports true or done (the
+// session's end, which removes the contender anyway) closes. Each
+// attempt gets CleanupTimeout.
+func Cleanup(done <-chan struct{}, try func(ctx context.Context) bool) {
+	attempt := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
+		defer cancel()
+		return try(ctx)
+	}
+	if attempt() {
+		return
+	}
+	go func() {
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+			select {
+			case <-done:
+				return
+			case <-time.After(delay):
+			}
+			if attempt() {
+				return
+			}
+		}
+	}()
 }

@@ -94,14 +94,11 @@ func Register[S turnstile.Session](adapt func(S) Backend) {
 // package made.
 func Of(s turnstile.Session) (Backend, error) {
 	for _, adapt := range adapters {
-		if b, ours := adapt(s); ours {
-			if b == nil {
-				break
-			}
+		if b, ours := adapt(s); ours && b != nil {
 			return b, nil
 		}
 	}
-	if s == nil || isNil(s) {
+	if isNil(s) {
 		return nil, fmt.Errorf("%w", turnstile.ErrNilSession)
 	}
 	return nil, fmt.Errorf("%w: %T is not a *zklock.Session or an *etcdlock.Session", turnstile.ErrNilSession, s)

@@ -97,24 +97,20 @@ func decimal(s string) (int64, bool) {
 // Curator's. Every other contender is exclusive, the safe reading of a
 // name not known (election candidates are never shared either).
 func classify(label string) turnstile.Kind {
+	// An earlier turnstile's word-<id>-, still read during an upgrade:
+	// the form etcd keys keep.
+	if old, ok := strings.CutSuffix(label, "-"); ok {
+		if kind, _, ok := queue.ParseNode(old); ok {
+			return kind
+		}
+	}
 	switch {
-	case strings.HasSuffix(label, recipe.ReadLabel), strings.HasSuffix(label, "__rlock__"), isOld(label, "read-"):
+	case strings.HasSuffix(label, recipe.ReadLabel), strings.HasSuffix(label, "__rlock__"):
 		return turnstile.Shared
-	case strings.HasSuffix(label, recipe.LatchLabel), isOld(label, "lead-"):
+	case strings.HasSuffix(label, recipe.LatchLabel):
 		return turnstile.Candidate
 	}
 	return turnstile.Exclusive
-}
-
-// isOld reports whether label is word-<16 hex digits>-, the name of a
-// contender of an earlier turnstile, still read during an upgrade.
-func isOld(label, word string) bool {
-	const idLen = 16
-	id, ok := strings.CutPrefix(label, word)
-	if !ok || len(id) != idLen+1 || id[idLen] != '-' {
-		return false
-	}
-	return strings.Trim(id[:idLen], "0123456789abcdef") == ""
 }
 
 // Sort puts contenders in ZooKeeper's order of creation. Sequence

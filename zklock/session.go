@@ -15,6 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/session"
 )
 
@@ -134,7 +135,7 @@ type Session struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
-	holds        sync.Map // a held node's path to its *hold
+	tracker      recipe.Tracker
 	stampRefused sync.Map // names under which this session may not write its own node
 }
 

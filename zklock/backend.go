@@ -45,15 +45,17 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	id := queue.NewID()
 	sending := make(chan struct{})
 	send := sync.OnceFunc(func() { close(sending) })
-	var q []queue.Contender
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	read := make(chan []queue.Contender, 1)
+	if !s.ending.Go(func() {
 		<-sending
-		q, _ = s.Queue(ctx, name) // on error, nil: the caller reads again
-	})
+		q, _ := s.Queue(ctx, name) // on error, nil: the caller reads again
+		read <- q
+	}) {
+		return queue.Contender{}, nil, s.Err()
+	}
 	node, err := s.create(ctx, name, id, label, value, send)
 	send() // if create gave up before sending
-	wg.Wait()
+	q := <-read
 	if err != nil {
 		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}

@@ -216,7 +216,7 @@ func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error 
 	case <-s.Done():
 		return s.Err()
 	case <-ctx.Done():
-		return ctx.Err()
+		return s.errOr(ctx, nil)
 	}
 }
 
@@ -278,7 +278,7 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (bool, err
 		case <-s.Done():
 			return false, s.Err()
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return false, s.errOr(ctx, nil)
 		}
 	}
 }
@@ -451,39 +451,16 @@ func (s *Session) discard(key string) {
 // if ctx ends first, retry returns ctx's error, and late, if any, undoes
 // the write once it is done. The session's end stops it.
 func retry[T any](ctx context.Context, s *Session, write func(context.Context) (T, error), late func()) (T, error) {
-	var zero T
-	if err := s.Err(); err != nil {
-		return zero, err
-	}
-	if ctx.Done() == nil {
-		// Nothing can stop the caller waiting: no need to detach.
-		return repeat(s, write)
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	answer := make(chan result, 1)
-	if !s.ending.Go(func() {
-		v, err := repeat(s, write)
-		answer <- result{v, err}
-	}) {
-		return zero, s.Err()
-	}
-	select {
-	case r := <-answer:
-		return r.v, r.err
-	case <-ctx.Done():
-		if late != nil {
-			// Should the session end first, its lease takes the key.
-			s.ending.Go(func() {
-				if r := <-answer; r.err == nil || unsettled(r.err) {
-					late()
-				}
-			})
+	var undo func(T, error)
+	if late != nil {
+		// Should the session end first, its lease takes the key.
+		undo = func(_ T, err error) {
+			if err == nil || unsettled(err) {
+				late()
+			}
 		}
-		return zero, ctx.Err()
 	}
+	return session.Await(ctx, s.ending, func() (T, error) { return repeat(s, write) }, undo)
 }
 
 // repeat runs write until it has an answer, the session ends or

@@ -53,21 +53,24 @@ const writeTimeout = 30 * time.Second
 // new, so that a retry after a lost reply finds the first put instead of
 // making a second key.
 func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, _ string, value []byte) (queue.Contender, []queue.Contender, error) {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	prefix := name + "/"
 	key := s.keys.take(prefix, kind)
-	keys := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly()}
 	// A shared contender must see every exclusive one ahead of it; the
 	// others need only their predecessor, and are first without one.
 	// Each read visits every key under the prefix that etcd has not yet
 	// compacted away, so one read is worth saving.
-	read := clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))...)
+	order := clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)
+	limit := clientv3.WithLimit(0)
 	if kind != turnstile.Shared {
-		read = clientv3.OpGet(prefix, append(keys, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2))...)
+		order = clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend)
+		limit = clientv3.WithLimit(2)
 	}
-	reads := []clientv3.Op{read}
-	then := append([]clientv3.Op{clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease))}, reads...)
+	then := []clientv3.Op{
+		clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease)),
+		clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(), order, limit),
+	}
+	// The write runs on the session's context (retry), so ctx needs no
+	// binding to the session.
 	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.discard(key) })
@@ -364,8 +367,6 @@ func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 // outcome is unknown (a lost reply, an earlier Leave that failed)
 // counts as deleted, since that attempt may have deleted it.
 func (s backend) Leave(ctx context.Context, self queue.Contender, retried bool) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	if err := s.Err(); err != nil {
 		return err
 	}

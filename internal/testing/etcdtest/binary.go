@@ -17,10 +17,14 @@ import (
 
 // serverModule is the module whose main package is the etcd binary. Its
 // version comes from this module's go.mod, so that the processes run the
-// very server the embedded member is built from.
+// very server the examples embed.
 const serverModule = "go.etcd.io/etcd/server/v3"
 
 var etcdBin = &goBinary{module: serverModule, name: "etcd"}
+
+// errUnavailable marks an error that says a binary could not be had: a
+// test then counts as unable to run, not as failed, outside CI.
+var errUnavailable = errors.New("unavailable")
 
 // goBinary is a program built from the main package of a module this
 // module requires. It is built at most once per test process; the
@@ -38,15 +42,25 @@ type goBinary struct {
 // it cannot be had.
 func (b *goBinary) get(tb testing.TB) string {
 	tb.Helper()
+	path, err := b.find(tb.Logf)
+	if err != nil {
+		testenv.Unavailable(tb, "%v", err)
+	}
+	return path
+}
+
+// find returns the binary's path, building it first if need be and
+// telling logf how long that took, or an error matching errUnavailable.
+func (b *goBinary) find(logf func(format string, args ...any)) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.path == "" && b.err == nil {
-		b.path, b.err = findOrBuild(tb, b.module, b.name)
+		b.path, b.err = findOrBuild(logf, b.module, b.name)
+		if b.err != nil {
+			b.err = fmt.Errorf("%s binary: %w: %w", b.name, errUnavailable, b.err)
+		}
 	}
-	if b.err != nil {
-		testenv.Unavailable(tb, "%s binary: %v", b.name, b.err)
-	}
-	return b.path
+	return b.path, b.err
 }
 
 // etcdBinary returns the path of an etcd binary built from this module's
@@ -59,7 +73,7 @@ func etcdBinary(tb testing.TB) string {
 
 // findOrBuild returns the cached binary called name built from module at
 // the version this module requires, building it first if need be.
-func findOrBuild(tb testing.TB, module, name string) (string, error) {
+func findOrBuild(logf func(format string, args ...any), module, name string) (string, error) {
 	if _, err := exec.LookPath("go"); err != nil {
 		return "", fmt.Errorf("building it needs the go command: %w", err)
 	}
@@ -70,10 +84,10 @@ func findOrBuild(tb testing.TB, module, name string) (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", errors.New("not inside a Go module")
 	}
-	root := filepath.Dir(gomod)
+	dir := filepath.Dir(gomod)
 	// Listed from the module root, so the version is the one `go build`
 	// below will compile.
-	version, err := goCmd(root, "list", "-m", "-f", "{{.Version}}", module)
+	version, err := goCmd(dir, "list", "-m", "-f", "{{.Version}}", module)
 	if err != nil {
 		return "", err
 	}
@@ -83,34 +97,31 @@ func findOrBuild(tb testing.TB, module, name string) (string, error) {
 		// for as long as the temporary directory lives.
 		cache = os.TempDir()
 	}
-	dir := filepath.Join(cache, "turnstile")
-	path := filepath.Join(dir, name+"-"+version)
+	cache = filepath.Join(cache, "turnstile")
+	path := filepath.Join(cache, name+"-"+version)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return "", err
 	}
 	// Test processes of several packages may build at once: each builds
 	// into a file of its own and renames it into place, so a reader sees
 	// either no binary or a whole one.
-	tmp, err := os.CreateTemp(dir, name+"-"+version+".*.tmp")
+	tmp, err := os.CreateTemp(cache, name+"-"+version+".*.tmp")
 	if err != nil {
 		return "", err
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", tmp.Name(), module)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", module, err, out)
+	if _, err := goCmd(dir, "build", "-o", tmp.Name(), module); err != nil {
+		return "", err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", err
 	}
-	tb.Logf("built %s %s into %s in %v", name, version, path, time.Since(start).Round(time.Millisecond))
+	logf("built %s %s into %s in %v", name, version, path, time.Since(start).Round(time.Millisecond))
 	return path, nil
 }
 

@@ -94,6 +94,7 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 			endpoint: fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
 			peerURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
+		m.healthURL = "http://" + m.endpoint
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peerURL)
 	}
@@ -305,7 +306,10 @@ type Member struct {
 	dir      string
 	endpoint string
 	peerURL  string
-	proc     *testenv.Process
+	// healthURL is where the member answers /health: its client URL, or
+	// a plain metrics listener when clients must come over TLS.
+	healthURL string
+	proc      *testenv.Process
 }
 
 // Endpoint is the member's client address, host:port, which a client, a
@@ -325,7 +329,7 @@ func (m *Member) waitPeerServing(ctx context.Context) error {
 // linearizable read.
 func (m *Member) waitHealthy(ctx context.Context) error {
 	return m.poll(ctx, func(ctx context.Context) error {
-		return get(ctx, "http://"+m.endpoint+"/health")
+		return get(ctx, m.healthURL+"/health")
 	})
 }
 

@@ -1,6 +1,7 @@
-// Package etcdtest runs real etcd servers for tests: one member embedded
-// in the test process, for speed, or a cluster of separate OS processes,
-// for what only a process can do — die, freeze and come back.
+// Package etcdtest runs real etcd servers for tests, each a separate OS
+// process: a single member with short timing, which starts in a fraction
+// of a second, or a cluster, for what only a cluster can do — lose a
+// member, elect another and take the lost one back.
 //
 // Every server listens on free 127.0.0.1 ports, keeps its data in the
 // test's temporary directory and is stopped by the test's cleanup, so

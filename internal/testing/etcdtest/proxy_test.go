@@ -15,7 +15,7 @@ import (
 // the link is restored it is served again without being rebuilt.
 func TestProxyPartition(t *testing.T) {
 	ctx := testContext(t)
-	e := StartEmbedded(t)
+	e := StartServer(t)
 	p, err := proxy.Start(e.Endpoint())
 	if err != nil {
 		t.Fatal(err)

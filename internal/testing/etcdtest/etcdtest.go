@@ -11,11 +11,11 @@
 package etcdtest
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 )
@@ -38,7 +38,7 @@ func ClientConfig(endpoints ...string) clientv3.Config {
 		// only bounds the few calls the client makes on its own, such as
 		// the first lease keep-alive.
 		DialTimeout: 2 * time.Second,
-		Logger:      zap.NewNop(),
+		Logger:      quiet,
 		DialOptions: []grpc.DialOption{
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff: backoff.Config{
@@ -59,6 +59,10 @@ func ClientConfig(endpoints ...string) clientv3.Config {
 		},
 	}
 }
+
+// quiet is a logger that logs nothing. A client without a connection
+// comes with one, which spares the harness a logging library of its own.
+var quiet = clientv3.NewCtxClient(context.Background()).GetLogger()
 
 // NewClient returns a client of the given endpoints — members, or a
 // proxy in front of one — that is closed when the test ends.

@@ -78,7 +78,11 @@ func TestModuleGraph(t *testing.T) {
 		t.Logf("modules at other versions than a direct user's:\n\t%s", strings.Join(differ, "\n\t"))
 	}
 	if len(extra) > 0 {
-		t.Errorf("a user of turnstile carries %d modules that a direct user of the clients does not:\n\t%s",
+		// A module gets there as a requirement in the library's go.mod,
+		// for one of its packages or tests, or of a requirement's own
+		// go.mod at a version above the clients'.
+		t.Errorf("a user of turnstile carries %d modules that a direct user of the clients does not "+
+			"(go mod graph in the library's module shows whose requirements they are):\n\t%s",
 			len(extra), strings.Join(extra, "\n\t"))
 	}
 }

@@ -15,10 +15,17 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
-// serverModule is the module whose main package is the etcd binary. Its
-// version comes from this module's go.mod, so that the processes run the
-// very server the examples embed.
+// serverModule is the module whose main package is the etcd binary.
 const serverModule = "go.etcd.io/etcd/server/v3"
+
+// toolModule is the directory, relative to this module's root, of the
+// module that requires etcd's server and etcdctl, at the versions the
+// binaries are built from. They live in a module of their own so that
+// this module, the library's, does not require them: its users would
+// otherwise find etcd's server, and everything the server needs, in
+// their own module graphs. The examples embed the server from the same
+// module, so that tests and examples run one version.
+const toolModule = "internal/testing/embedetcd"
 
 var etcdBin = &goBinary{module: serverModule, name: "etcd"}
 
@@ -26,8 +33,8 @@ var etcdBin = &goBinary{module: serverModule, name: "etcd"}
 // test then counts as unable to run, not as failed, outside CI.
 var errUnavailable = errors.New("unavailable")
 
-// goBinary is a program built from the main package of a module this
-// module requires. It is built at most once per test process; the
+// goBinary is a program built from the main package of a module the
+// tool module requires. It is built at most once per test process; the
 // per-user cache makes it at most once per version across processes and
 // runs.
 type goBinary struct {
@@ -63,16 +70,16 @@ func (b *goBinary) find(logf func(format string, args ...any)) (string, error) {
 	return b.path, b.err
 }
 
-// etcdBinary returns the path of an etcd binary built from this module's
-// requirement on the server module, or stops the test as unavailable
-// when it cannot be had.
+// etcdBinary returns the path of an etcd binary built from the tool
+// module's requirement on the server module, or stops the test as
+// unavailable when it cannot be had.
 func etcdBinary(tb testing.TB) string {
 	tb.Helper()
 	return etcdBin.get(tb)
 }
 
 // findOrBuild returns the cached binary called name built from module at
-// the version this module requires, building it first if need be.
+// the version the tool module requires, building it first if need be.
 func findOrBuild(logf func(format string, args ...any), module, name string) (string, error) {
 	if _, err := exec.LookPath("go"); err != nil {
 		return "", fmt.Errorf("building it needs the go command: %w", err)
@@ -84,8 +91,11 @@ func findOrBuild(logf func(format string, args ...any), module, name string) (st
 	if gomod == "" || gomod == os.DevNull {
 		return "", errors.New("not inside a Go module")
 	}
-	dir := filepath.Dir(gomod)
-	// Listed from the module root, so the version is the one `go build`
+	dir := filepath.Join(filepath.Dir(gomod), filepath.FromSlash(toolModule))
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return "", fmt.Errorf("the module that requires %s: %w", module, err)
+	}
+	// Listed from the tool module, so the version is the one `go build`
 	// below will compile.
 	version, err := goCmd(dir, "list", "-m", "-f", "{{.Version}}", module)
 	if err != nil {
@@ -125,10 +135,13 @@ func findOrBuild(logf func(format string, args ...any), module, name string) (st
 	return path, nil
 }
 
-// goCmd runs the go command in dir and returns its trimmed output.
+// goCmd runs the go command in dir and returns its trimmed output. It
+// runs outside any workspace, so that each module is built from its own
+// go.mod and go.sum, as its users build it.
 func goCmd(dir string, args ...string) (string, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -52,9 +52,9 @@ type Cluster struct {
 // test passed, failed or panicked, and on failure logs the tail of each
 // member's log.
 //
-// The binary is built from this module's requirement on etcd's server
-// module the first time any test needs it, which takes a minute or two,
-// and cached per user for later runs. Without a go command, or if the
+// The binary is built from the tool module's requirement on etcd's
+// server module (see toolModule) the first time any test needs it, which
+// takes a minute or two, and cached per user for later runs. Without a go command, or if the
 // build fails, the test is skipped — or fails, in CI.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()

@@ -3,6 +3,10 @@
 // of a second, or a cluster, for what only a cluster can do — lose a
 // member, elect another and take the lost one back.
 //
+// The servers are built from etcd's Go module, which the library's module
+// does not require (see toolModule): no test of the library embeds etcd,
+// so the library's users need not have its server in their module graphs.
+//
 // Every server listens on free 127.0.0.1 ports, keeps its data in the
 // test's temporary directory and is stopped by the test's cleanup, so
 // tests can run side by side in one process and across processes.

@@ -20,10 +20,11 @@ func testContext(t *testing.T) context.Context {
 }
 
 func TestServerPutGet(t *testing.T) {
-	ctx := testContext(t)
+	etcdBinary(t) // built, or found, before the clock starts
 	start := time.Now()
 	e := StartServer(t)
 	t.Logf("server ready in %v", time.Since(start).Round(time.Millisecond))
+	ctx := testContext(t)
 
 	cli := e.Client(t)
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
@@ -51,8 +52,8 @@ func TestServerClose(t *testing.T) {
 // Two servers of one test are separate: a write to one is not seen by
 // the other.
 func TestServerIsolation(t *testing.T) {
-	ctx := testContext(t)
 	a, b := StartServer(t), StartServer(t)
+	ctx := testContext(t)
 	if a.Endpoint() == b.Endpoint() {
 		t.Fatalf("both members on %s", a.Endpoint())
 	}
@@ -71,8 +72,8 @@ func TestServerIsolation(t *testing.T) {
 // The benchmarks count requests through the server's metrics; this
 // shows the count is exact, and that watch traffic shows up too.
 func TestServerMetrics(t *testing.T) {
-	ctx := testContext(t)
 	e := StartServer(t)
+	ctx := testContext(t)
 	cli := e.Client(t)
 	ep := e.Endpoint()
 

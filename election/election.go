@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/turnstile-go/turnstile"
-	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
@@ -115,9 +114,9 @@ func (e *Election) Token() int64 { return e.l.Token() }
 func (e *Election) Sequencer() turnstile.Sequencer { return e.l.Sequencer() }
 
 // Lost returns a channel closed when this participant's leadership ends
-// other than by Resign: its node or key deleted by someone else, or its
-// session ended. It returns nil, a channel that never closes, when it
-// does not lead.
+// other than by Resign: at once when its session ends, and within about
+// a second when someone else deletes its node or key. It returns nil, a
+// channel that never closes, when it does not lead.
 func (e *Election) Lost() <-chan struct{} { return e.l.Lost() }
 
 // Leader returns the id of the current leader, as the server has it: two
@@ -260,7 +259,7 @@ func (e *Election) followOnce(ctx context.Context, report func(string)) error {
 		return err
 	}
 	report(string(id))
-	return e.b.AwaitExit(ctx, queue.Contender{}, q[0])
+	return e.b.AwaitExit(ctx, q[0])
 }
 
 // Pauses between attempts that failed on an unreachable server.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,10 +26,15 @@ import (
 // under name/, ordered by create revision, which is also their fencing
 // token: ours, name/kind-id attached to the session's lease, and any other
 // client's, such as etcd's concurrency.Mutex and Election and etcdctl lock
-// and elect, which name theirs by lease and wait for ours in turn. The id
-// is fresh for every join, so a key is never reused: a retried put cannot
-// land twice, and a delete guarded by the key's create revision cannot
+// and elect, which name theirs by lease and wait for ours in turn. A put is
+// conditional on the key being absent, so a retried put cannot land twice,
+// and a delete is guarded by the key's create revision, so it cannot
 // remove a later contender.
+//
+// A session puts the same keys again (keySlots): etcd keeps every key
+// ever put under a name in its index until it compacts, and each queue
+// read visits them all, so a key per Lock made a lock's every Lock slower
+// on an etcd that never compacts, and the server's apply loop with it.
 
 // backend is the Session as the recipes see it: its queue operations
 // stay out of the Session's own method set, which is what users call.
@@ -42,13 +48,6 @@ func init() { recipe.Register(func(s *Session) recipe.Backend { return backend{s
 // waiting, so that its outcome is known before it is undone.
 const writeTimeout = 30 * time.Second
 
-// contender is what the session knows of one of its own keys.
-type contender struct {
-	gone     chan struct{} // closed when the key goes other than by Leave
-	released atomic.Bool   // set by Leave, so that its delete is no loss
-	stop     context.CancelFunc
-}
-
 // Join puts the contender key and reads what the queue rules need in one
 // transaction: one round trip. The put is conditional on the key being
 // new, so that a retry after a lost reply finds the first put instead of
@@ -57,7 +56,7 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, _ s
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	prefix := name + "/"
-	key := prefix + queue.Node(kind, queue.NewID())
+	key := s.keys.take(prefix, kind)
 	keys := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly()}
 	// A shared contender must see every exclusive one ahead of it; the
 	// others need only their predecessor, and are first without one.
@@ -94,7 +93,6 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, _ s
 		self.Seq = kvs[0].CreateRevision
 	}
 	self.Token = self.Seq
-	s.watchOwn(self)
 	return self, q, nil
 }
 
@@ -227,12 +225,11 @@ func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error 
 // a watch started at an older revision would join the server's unsynced
 // watchers, which are caught up only every 100 ms, and that delay would
 // fall on every hand-off.
-func (s backend) AwaitExit(ctx context.Context, self, c queue.Contender) error {
+func (s backend) AwaitExit(ctx context.Context, c queue.Contender) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	own := s.own(self.Key)
 	for {
-		left, err := s.awaitDelete(ctx, own, c)
+		left, err := s.awaitDelete(ctx, c)
 		if left || err != nil {
 			return err
 		}
@@ -243,7 +240,7 @@ func (s backend) AwaitExit(ctx context.Context, self, c queue.Contender) error {
 
 // awaitDelete runs one watch for c's deletion, and reports false with no
 // error if the watch ends first.
-func (s *Session) awaitDelete(ctx context.Context, own <-chan struct{}, c queue.Contender) (bool, error) {
+func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (bool, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
@@ -278,8 +275,6 @@ func (s *Session) awaitDelete(ctx context.Context, own <-chan struct{}, c queue.
 					return true, nil
 				}
 			}
-		case <-own:
-			return false, fmt.Errorf("%w: %s's own key was deleted while it waited", turnstile.ErrLost, c.Key)
 		case <-s.Done():
 			return false, s.Err()
 		case <-ctx.Done():
@@ -312,127 +307,64 @@ func refused(err error) error {
 	return err
 }
 
-// watchOwn watches a contender's own key from its creation on, so that
-// its deletion by anyone but Leave is noticed, waiting or holding, within
-// recipe.WatchDelay and a round trip. The watch ends with Leave or with
-// the session, whose end is a loss too.
-func (s *Session) watchOwn(self queue.Contender) {
-	ctx, stop := context.WithCancel(s.ctx)
-	c := &contender{gone: make(chan struct{}), stop: stop}
-	s.contenders.Store(self.Key, c)
-	started := s.ending.Go(func() {
-		defer stop()
-		if s.watchDeleted(ctx, self) || s.Err() != nil {
-			if !c.released.Load() {
-				s.log.Warn("etcdlock: contender lost", "key", self.Key, "session", s.Err())
-				close(c.gone)
-			}
-		}
-	})
-	if !started {
-		close(c.gone) // the session ended already: so did the contender
+// Check reads self's key: one round trip.
+func (s backend) Check(ctx context.Context, self queue.Contender) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	g, err := s.cli.Get(ctx, self.Key)
+	if err != nil {
+		return s.errOr(ctx, err)
 	}
-}
-
-// watchDeleted reports whether the key was deleted, or returns false
-// when ctx ends first.
-func (s *Session) watchDeleted(ctx context.Context, self queue.Contender) bool {
-	// Starting from the key's creation, the watch misses nothing
-	// however late it starts, so it starts only once the contender has
-	// lasted recipe.WatchDelay.
-	select {
-	case <-time.After(recipe.WatchDelay):
-	case <-ctx.Done():
-		return false
-	}
-	for from := self.Seq + 1; ctx.Err() == nil; {
-		for resp := range s.cli.Watch(ctx, self.Key, clientv3.WithRev(from), clientv3.WithFilterPut()) {
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					return true
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		// The watch ended: its start was compacted away after a
-		// reconnection, or the stream broke. Look, then watch on from
-		// what the read saw.
-		g, err := s.cli.Get(ctx, self.Key)
-		switch {
-		case err != nil:
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-ctx.Done():
-			}
-		case len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != self.Seq:
-			return true
-		default:
-			from = g.Header.Revision + 1
-		}
-	}
-	return false
-}
-
-// own returns the loss channel of one of the session's keys.
-func (s *Session) own(key string) <-chan struct{} {
-	if c, ok := s.contenders.Load(key); ok {
-		return c.(*contender).gone
+	s.saw(g.Header.Revision)
+	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != self.Seq {
+		return fmt.Errorf("%w: %s was deleted", turnstile.ErrLost, self.Key)
 	}
 	return nil
 }
 
-// Confirm returns the loss channel the own-key watch closes. When no
-// queue read has just shown self admitted, it first reads self's key:
-// the watch may lag behind the event that admitted self.
-func (s backend) Confirm(ctx context.Context, self queue.Contender, checked bool) (<-chan struct{}, error) {
+// Gone reads the keys attached to the session's lease: one round trip.
+func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Contender, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if err := s.Err(); err != nil {
-		return nil, err
+	resp, err := s.cli.TimeToLive(ctx, s.lease, clientv3.WithAttachedKeys())
+	if err != nil {
+		return nil, s.errOr(ctx, err)
 	}
-	if !checked {
-		g, err := s.cli.Get(ctx, self.Key)
-		if err != nil {
-			return nil, s.errOr(ctx, err)
-		}
-		if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != self.Seq {
-			return nil, fmt.Errorf("%w: %s was deleted", turnstile.ErrLost, self.Key)
+	if resp.TTL <= 0 {
+		return nil, nil // the lease has expired: the session's end, which keepAlive tells
+	}
+	attached := make(map[string]bool, len(resp.Keys))
+	for _, k := range resp.Keys {
+		attached[string(k)] = true
+	}
+	var gone []queue.Contender
+	for _, c := range cs {
+		if !attached[c.Key] {
+			gone = append(gone, c)
 		}
 	}
-	return s.own(self.Key), nil
+	return gone, nil
 }
+
+// Tracker returns the session's tracker of its keys.
+func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 
 // Leave deletes self's key in a transaction guarded by its create
 // revision: one round trip. A key found gone after an attempt whose
-// outcome is unknown (a lost reply, or a caller that stopped waiting)
+// outcome is unknown (a lost reply, an earlier Leave that failed)
 // counts as deleted, since that attempt may have deleted it.
-func (s backend) Leave(ctx context.Context, self queue.Contender) error {
+func (s backend) Leave(ctx context.Context, self queue.Contender, retried bool) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.Err(); err != nil {
 		return err
 	}
-	var c *contender
-	if v, ok := s.contenders.Load(self.Key); ok {
-		c = v.(*contender)
-	}
-	// An earlier Leave whose delete may have landed after it gave up
-	// makes a missing key no loss.
-	earlier := c != nil && c.released.Swap(true)
 	deleted, err := s.remove(ctx, self.Key, self.Seq)
 	if err != nil {
-		if c != nil && ctx.Err() == nil && !unsettled(err) {
-			c.released.Store(false) // the delete surely failed
-		}
 		return fmt.Errorf("etcdlock: delete %s: %w", self.Key, err)
 	}
-	if c != nil {
-		c.stop()
-		s.contenders.Delete(self.Key)
-	}
-	if !deleted && !earlier {
+	s.keys.give(self.Key)
+	if !deleted && !retried {
 		return fmt.Errorf("%w: %s was deleted by someone else", turnstile.ErrLost, self.Key)
 	}
 	return nil
@@ -464,11 +396,50 @@ func (s *Session) delete(ctx context.Context, key string, rev int64) (*clientv3.
 	return s.cli.Txn(ctx).If(guard).Then(clientv3.OpDelete(key)).Commit()
 }
 
-// discard removes key, put by a join whose caller left, if it is still
+// keySlots hands out the session's keys under each name: the same ones
+// again, so that a name's history of keys grows with the sessions that
+// used it, not with its Locks. A key is taken by a join and given back
+// once it is surely gone; until then no other join of the session puts
+// it, so a late put or delete of one contender never meets the next.
+type keySlots struct {
+	salt  uint64 // random per session, so that no two sessions share a key
+	mu    sync.Mutex
+	taken map[string]bool
+}
+
+// take returns the first key under prefix, of the form queue.Node
+// writes, that the session does not hold, and takes it.
+func (k *keySlots) take(prefix string, kind turnstile.Kind) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.taken == nil {
+		k.taken = make(map[string]bool)
+	}
+	for slot := uint64(0); ; slot++ {
+		// Slots spread over the id space, as random ids would be.
+		key := prefix + queue.Node(kind, fmt.Sprintf("%016x", k.salt^(slot*0x9e3779b97f4a7c15)))
+		if !k.taken[key] {
+			k.taken[key] = true
+			return key
+		}
+	}
+}
+
+// give returns a key that is surely gone.
+func (k *keySlots) give(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.taken, key)
+}
+
+// discard removes a join whose caller left, if it is still
 // the session's, so that an abandoned Lock leaves nothing.
 func (s *Session) discard(key string) {
 	session.Cleanup(s.Done(), func(ctx context.Context) bool {
 		_, err := s.delete(ctx, key, 0)
+		if err == nil {
+			s.keys.give(key)
+		}
 		return err == nil
 	})
 }

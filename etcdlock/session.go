@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/session"
 )
 
@@ -82,7 +84,8 @@ type Session struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	contenders sync.Map // key to *contender, for this session's keys
+	tracker recipe.Tracker
+	keys    keySlots
 }
 
 // NewSession grants a lease on cli (or takes the one WithLease names)
@@ -126,6 +129,7 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	sctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
 	ttl := time.Duration(resp.TTL) * time.Second
 	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: session.NewEnding(), ctx: sctx, stop: stop, ttl: ttl}
+	s.keys.salt = rand.Uint64()
 	s.ending.Go(func() { s.keepAlive(sent, ttl) })
 	return s, nil
 }

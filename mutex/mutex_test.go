@@ -1,9 +1,16 @@
 package mutex_test
 
 import (
+	"context"
 	"os"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/turnstile-go/turnstile/internal/queue"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
@@ -55,5 +62,45 @@ func TestPartition(t *testing.T) {
 func TestLeaderKilled(t *testing.T) {
 	servicetest.EachCluster(t, 3, func(t *testing.T, s *servicetest.Service) {
 		locktest.Cycle(t, env(s), 8, 6, locktest.KillLeader(t, s.Leader, func(i int) error { return s.Node(t, i).Kill() }))
+	})
+}
+
+// Holds cost the server no watch and the client no goroutine: a session
+// holding many names checks them all in one request a second, and a
+// contender deleted among them by someone else is noticed through that
+// check alone.
+func TestHoldsCostNoWatch(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		session := s.Session(t)
+		mutexes := make([]*mutex.Mutex, 50)
+		for i := range mutexes {
+			mutexes[i] = mutex.New(session, locktest.Name())
+		}
+		require.NoError(t, mutexes[0].Lock(ctx)) // the session's checker starts
+		watching, running := s.Watches(t), runtime.NumGoroutine()
+		for _, m := range mutexes[1:] {
+			require.NoError(t, m.Lock(ctx))
+		}
+		require.Equal(t, watching, s.Watches(t), "server watches")
+		// Pooled goroutines that run calls come and go; one per hold
+		// would be 49.
+		require.Less(t, runtime.NumGoroutine()-running, 10, "goroutines")
+
+		const victim = 7
+		seq := mutexes[victim].Sequencer()
+		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false))
+		select {
+		case <-mutexes[victim].Lost():
+		case <-time.After(3 * recipe.SweepPeriod):
+			t.Fatal("Lost() still open after the contender was deleted")
+		}
+		require.Zero(t, mutexes[victim].Token())
+		for i, m := range mutexes {
+			if i != victim {
+				require.False(t, recipe.Closed(m.Lost()), "hold %d lost", i)
+				require.NoError(t, m.Unlock(ctx))
+			}
+		}
 	})
 }

@@ -140,9 +140,9 @@ func (rw *RWMutex) Mode() turnstile.Kind {
 }
 
 // Lost returns a channel closed when the current hold ends other than by
-// release: its node or key deleted by someone else, or its session
-// ended. It returns nil, a channel that never closes, when nothing is
-// held.
+// release: at once when its session ends, and within about a second when
+// someone else deletes its node or key. It returns nil, a channel that
+// never closes, when nothing is held.
 func (rw *RWMutex) Lost() <-chan struct{} {
 	return rw.l.Lost()
 }

@@ -254,9 +254,9 @@ func TestWriterBetweenReaders(t *testing.T) {
 }
 
 // Queue W1 (holding) R1 R2 R3 W2 R4: each reader watches the nearest
-// writer ahead, each writer its predecessor, as the server shows; each
-// release notifies exactly the contenders it admits (and the releaser's
-// watch on its own key), and admits exactly them.
+// writer ahead, each writer its predecessor, as the server shows, and
+// holders watch nothing; each release notifies exactly the contenders
+// it admits, and admits exactly them.
 func TestWatchLayout(t *testing.T) {
 	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
 		ctx := context.Background()
@@ -272,15 +272,11 @@ func TestWatchLayout(t *testing.T) {
 			key[i] = c.Key
 		}
 
-		// settle waits until the server holds the watches of the holders
-		// (on their own keys) and of the waiters, then checks who
-		// watches whom where the server tells.
-		settle := func(holders int, waits map[int]int) {
+		// settle waits until the server holds the watches of the
+		// waiters, then checks who watches whom where the server tells.
+		settle := func(waits map[int]int) {
 			t.Helper()
-			want := base + holders + len(waits)
-			if s.WaitersWatchSelf {
-				want += len(waits)
-			}
+			want := base + len(waits)
 			locktest.Eventually(t, 10*time.Second, fmt.Sprintf("%d watches", want-base), func() bool {
 				return s.Watches(t) == want
 			})
@@ -312,16 +308,16 @@ func TestWatchLayout(t *testing.T) {
 			}
 		}
 
-		settle(1, map[int]int{r1: w1, r2: w1, r3: w1, w2: r3, r4: w2})
-		releases(w1, 4, r1, r2, r3)
-		settle(3, map[int]int{w2: r3, r4: w2})
-		releases(r1, 1)
-		releases(r2, 1)
-		releases(r3, 2, w2)
-		settle(1, map[int]int{r4: w2})
-		releases(w2, 2, r4)
-		settle(1, nil)
-		releases(r4, 1)
+		settle(map[int]int{r1: w1, r2: w1, r3: w1, w2: r3, r4: w2})
+		releases(w1, 3, r1, r2, r3)
+		settle(map[int]int{w2: r3, r4: w2})
+		releases(r1, 0)
+		releases(r2, 0)
+		releases(r3, 1, w2)
+		settle(map[int]int{r4: w2})
+		releases(w2, 1, r4)
+		settle(nil)
+		releases(r4, 0)
 		require.Zero(t, s.Queued(t, name))
 	})
 }

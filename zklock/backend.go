@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -47,15 +45,17 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	id := queue.NewID()
 	sending := make(chan struct{})
 	send := sync.OnceFunc(func() { close(sending) })
-	var q []queue.Contender
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	read := make(chan []queue.Contender, 1)
+	if !s.ending.Go(func() {
 		<-sending
-		q, _ = s.Queue(ctx, name) // on error, nil: the caller reads again
-	})
+		q, _ := s.Queue(ctx, name) // on error, nil: the caller reads again
+		read <- q
+	}) {
+		return queue.Contender{}, nil, s.Err()
+	}
 	node, err := s.create(ctx, name, id, label, value, send)
 	send() // if create gave up before sending
-	wg.Wait()
+	q := <-read
 	if err != nil {
 		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
@@ -343,9 +343,7 @@ func (s *Session) watch(ctx context.Context, path string) (*zk.Stat, <-chan zk.E
 }
 
 // AwaitExit watches c's node alone: one request, then one notification.
-// It cannot also watch self's node without a second watch per waiter; a
-// deleted self shows at the next queue read or at Confirm.
-func (s backend) AwaitExit(ctx context.Context, _, c queue.Contender) error {
+func (s backend) AwaitExit(ctx context.Context, c queue.Contender) error {
 	for {
 		stat, ch, err := s.watch(ctx, c.Key)
 		if err != nil || stat == nil {
@@ -375,117 +373,58 @@ func cmpErr(err, fallback error) error {
 	return err
 }
 
-// hold is what the session knows of one of its confirmed contenders.
-type hold struct {
-	// deleting is set while a delete sent by Leave may have removed the
-	// node, so that its deletion is not taken for a loss; it is cleared
-	// only once that delete has surely failed.
-	deleting atomic.Bool
-	left     chan struct{} // closed once Leave has removed the node
-	leftOnce sync.Once
-	lost     chan struct{}
-}
-
-// Confirm watches self's node, the holder's only watch, so that Lost
-// closes if someone else deletes it. After a queue read that showed self
-// admitted, the watch is set recipe.WatchDelay after Confirm returns, if
-// the hold lasts that long; otherwise setting it is the check that self
-// is still queued: one request.
-func (s backend) Confirm(ctx context.Context, self queue.Contender, checked bool) (<-chan struct{}, error) {
-	if err := s.Err(); err != nil {
-		return nil, err
-	}
-	h := &hold{left: make(chan struct{}), lost: make(chan struct{})}
-	var ch <-chan zk.Event
-	if !checked {
-		var err error
-		if ch, err = s.watchSelf(ctx, self.Key); err != nil {
-			return nil, err
-		}
-	}
-	s.holds.Store(self.Key, h)
-	if !s.ending.Go(func() { s.monitor(self.Key, h, ch) }) {
-		return nil, s.Err()
-	}
-	return h.lost, nil
-}
-
-// watchSelf sets a watch on a contender's own node, checking that it
-// exists and belongs to this session.
-func (s *Session) watchSelf(ctx context.Context, path string) (<-chan zk.Event, error) {
-	stat, ch, err := s.watch(ctx, path)
+// Check reads self's node: one request.
+func (s backend) Check(ctx context.Context, self queue.Contender) error {
+	stat, err := s.stat(ctx, self.Key)
 	switch {
 	case err != nil:
-		return nil, err
+		return err
 	case stat == nil:
-		return nil, fmt.Errorf("%w: %s was deleted", turnstile.ErrLost, path)
-	case stat.EphemeralOwner != s.conn.SessionID():
-		return nil, fmt.Errorf("%w: %s belongs to session %#x", turnstile.ErrLost, path, stat.EphemeralOwner)
+		return fmt.Errorf("%w: %s was deleted", turnstile.ErrLost, self.Key)
+	case stat.EphemeralOwner != s.id:
+		return fmt.Errorf("%w: %s belongs to session %#x", turnstile.ErrLost, self.Key, stat.EphemeralOwner)
 	}
-	return ch, nil
+	return nil
 }
 
-// monitor closes h.lost when the held node goes other than by Leave; ch
-// is its watch, or nil if not set yet. It stops once Leave has removed
-// the node, and not before: a Leave that fails leaves the hold watched.
-func (s *Session) monitor(path string, h *hold, ch <-chan zk.Event) {
-	lose := func(why ...any) {
-		if !h.deleting.Load() {
-			s.log.Warn("zklock: hold lost", append([]any{"node", path}, why...)...)
-			close(h.lost)
+// Gone checks every node of cs in one transaction of version checks,
+// which ZooKeeper fails at the first missing node: one request, and one
+// more after each missing node.
+func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Contender, error) {
+	var gone []queue.Contender
+	for len(cs) > 0 {
+		batch := cs[:min(len(cs), 1000)] // well within the server's request size limit
+		ops := make([]any, len(batch))
+		for i, c := range batch {
+			ops[i] = &zk.CheckVersionRequest{Path: c.Key, Version: -1}
 		}
-	}
-	if ch == nil {
-		select {
-		case <-time.After(recipe.WatchDelay):
-		case <-h.left:
-			return
-		case <-s.Done():
+		res, err := read(ctx, s.Session, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return nil, err
 		}
-	}
-	for {
-		if ch == nil {
-			var err error
-			if ch, err = s.watchSelf(context.Background(), path); err != nil {
-				lose("err", err)
-				return
+		i := slices.IndexFunc(res, func(r zk.MultiResponse) bool { return errors.Is(r.Error, zk.ErrNoNode) })
+		if i < 0 {
+			if err != nil {
+				return nil, err
 			}
+			cs = cs[len(batch):]
+			continue
 		}
-		select {
-		case ev := <-ch:
-			if ev.Type != zk.EventNodeDataChanged {
-				lose("event", ev.Type.String())
-				return
-			}
-			ch = nil // the node is still there: watch again
-		case <-h.left:
-			return
-		case <-s.Done():
-			lose("err", s.Err())
-			return
-		}
+		gone = append(gone, batch[i])
+		cs = cs[i+1:]
 	}
+	return gone, nil
 }
+
+// Tracker returns the session's tracker of its contenders.
+func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 
 // Leave deletes self's node. A delete that finds the node gone after an
 // earlier attempt whose outcome is unknown (a lost reply, or a caller
 // that stopped waiting) counts as success, since that attempt may have
 // deleted it.
-func (s backend) Leave(ctx context.Context, self queue.Contender) error {
-	v, held := s.holds.Load(self.Key)
-	if !held {
-		return s.remove(ctx, self.Key, false)
-	}
-	h := v.(*hold)
-	err := s.remove(ctx, self.Key, h.deleting.Swap(true))
-	switch {
-	case err == nil || errors.Is(err, turnstile.ErrLost):
-		h.leftOnce.Do(func() { close(h.left) })
-		s.holds.Delete(self.Key)
-	case ctx.Err() == nil:
-		h.deleting.Store(false) // the delete surely failed
-	}
-	return err
+func (s backend) Leave(ctx context.Context, self queue.Contender, retried bool) error {
+	return s.remove(ctx, self.Key, retried)
 }
 
 func (s *Session) remove(ctx context.Context, path string, retried bool) error {

@@ -2,11 +2,19 @@ package zklock
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
+	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
 // frame is a length-prefixed frame whose body begins with the words w
@@ -113,4 +121,61 @@ func TestHeardConn(t *testing.T) {
 	sc.answers.Write(frame(16, 3, 0))
 	readAll()
 	within("answer to the newer", hi, later)
+}
+
+// heardConn on go-zookeeper's real client and a real server: the
+// session timeout is the one the server granted, every answered request
+// moves heard to no earlier than its send time, and a watch event moves
+// nothing. heardConn parses the client's frames, so a client release
+// that frames requests differently fails here.
+func TestHeardOnRealClient(t *testing.T) {
+	c := zktest.Start(t)
+	ctx := context.Background()
+	// More than the server's maxSessionTimeout, so that only the
+	// connect answer can tell the timeout granted.
+	s, err := Connect(c.Servers(), WithSessionTimeout(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cons, err := c.Node(0).FourLetter(ctx, "cons")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(fmt.Sprintf(`sid=0x%x,.*to=(\d+)`, s.ID())).FindStringSubmatch(cons)
+	if m == nil {
+		t.Fatalf("session %#x not in cons:\n%s", s.ID(), cons)
+	}
+	granted, _ := strconv.Atoi(m[1])
+	if got := time.Duration(s.timeout.Load()); got != time.Duration(granted)*time.Millisecond || got == 10*time.Minute {
+		t.Fatalf("timeout %v, want the %dms the server granted", got, granted)
+	}
+
+	for i := range 20 {
+		sent := time.Since(s.born)
+		if _, _, err := s.conn.Exists("/"); err != nil {
+			t.Fatal(err)
+		}
+		if heard := time.Duration(s.heard.Load()); heard < sent || heard > time.Since(s.born) {
+			t.Fatalf("request %d sent at %v: heard %v", i, sent, heard)
+		}
+	}
+
+	_, _, events, err := s.conn.ExistsW("/heard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.heard.Load()
+	other, err := Connect(c.Servers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.conn.Create("/heard", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	<-events
+	if after := s.heard.Load(); after != before {
+		t.Fatalf("a watch event moved heard from %v to %v", time.Duration(before), time.Duration(after))
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/session"
 )
 
@@ -134,7 +135,7 @@ type Session struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
-	holds        sync.Map // a held node's path to its *hold
+	tracker      recipe.Tracker
 	stampRefused sync.Map // names under which this session may not write its own node
 }
 
@@ -466,37 +467,47 @@ func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late fu
 		if err := s.Err(); err != nil {
 			return zero, err
 		}
-		ch := make(chan result, 1)
-		go func() {
-			v, err := f()
-			ch <- result{v, err}
-		}()
-		select {
-		case r := <-ch:
-			if errors.Is(r.err, zk.ErrNoServer) {
-				if err := pause(ctx, s); err != nil {
-					return zero, err
-				}
-				continue
-			}
-			if id := s.conn.SessionID(); id != s.id {
-				// After an expiry the client opens a new session on its
-				// own, and this request may have run on it.
-				s.end(fmt.Errorf("%w: ZooKeeper session %#x expired (the client is on %#x)", turnstile.ErrLost, s.id, id))
+		var r result
+		if ctx.Done() == nil {
+			// Nothing stops the caller waiting, and the session's end
+			// closes the connection, which fails the request: it needs
+			// no goroutine of its own.
+			r.v, r.err = f()
+		} else {
+			ch := make(chan result, 1)
+			if !s.ending.Go(func() {
+				v, err := f()
+				ch <- result{v, err}
+			}) {
 				return zero, s.Err()
 			}
-			return r.v, s.wrap(r.err)
-		case <-ctx.Done():
-			if late != nil {
-				go func() {
-					r := <-ch
-					late(r.v, s.wrap(r.err))
-				}()
+			select {
+			case r = <-ch:
+			case <-ctx.Done():
+				if late != nil {
+					s.ending.Go(func() {
+						r := <-ch
+						late(r.v, s.wrap(r.err))
+					})
+				}
+				return zero, ctx.Err()
+			case <-s.Done():
+				return zero, s.Err()
 			}
-			return zero, ctx.Err()
-		case <-s.Done():
+		}
+		if errors.Is(r.err, zk.ErrNoServer) {
+			if err := pause(ctx, s); err != nil {
+				return zero, err
+			}
+			continue
+		}
+		if id := s.conn.SessionID(); id != s.id {
+			// After an expiry the client opens a new session on its
+			// own, and this request may have run on it.
+			s.end(fmt.Errorf("%w: ZooKeeper session %#x expired (the client is on %#x)", turnstile.ErrLost, s.id, id))
 			return zero, s.Err()
 		}
+		return r.v, s.wrap(r.err)
 	}
 }
 

@@ -38,26 +38,27 @@ type Backend interface {
 	// them, leaving out entries that are not contenders.
 	Queue(ctx context.Context, name string) ([]queue.Contender, error)
 
-	// AwaitExit blocks until c, the contender self waits for, has left the
-	// queue. It returns an error matching turnstile.ErrLost if self's
-	// session ends first, or (where the backend can tell) self leaves the
-	// queue, and ctx's error if ctx ends first.
-	AwaitExit(ctx context.Context, self, c queue.Contender) error
+	// AwaitExit blocks until c has left the queue. It returns an error
+	// matching turnstile.ErrLost if the session ends first, and ctx's
+	// error if ctx ends first.
+	AwaitExit(ctx context.Context, c queue.Contender) error
 
-	// Confirm is called when self is admitted, and returns a channel
-	// closed when self leaves the queue other than by Leave: deleted by
-	// someone else, or its session ended. checked reports that a queue
-	// read just showed self admitted; otherwise (self was admitted by its
-	// predecessor's exit alone) Confirm must check, before returning, that
-	// self is still queued on the live session. After a read, it may
-	// arm the loss signal after returning, to keep that work off the
-	// hand-off's critical path.
-	Confirm(ctx context.Context, self queue.Contender, checked bool) (lost <-chan struct{}, err error)
+	// Check returns nil if self is still queued on the live session, and
+	// an error matching turnstile.ErrLost if it is not.
+	Check(ctx context.Context, self queue.Contender) error
+
+	// Gone returns those of cs, all the session's own contenders, that
+	// have left the queue. It is one request, however many they are, as
+	// far as the server allows: it runs about once a second for every
+	// session with contenders (Tracker).
+	Gone(ctx context.Context, cs []queue.Contender) ([]queue.Contender, error)
 
 	// Leave removes self from the queue, and only self: a stale retry
 	// must not remove a later contender. It returns an error matching
-	// turnstile.ErrLost if self was already gone.
-	Leave(ctx context.Context, self queue.Contender) error
+	// turnstile.ErrLost if self was already gone, unless retried says that
+	// an earlier Leave of self, whose outcome is unknown, may have removed
+	// it.
+	Leave(ctx context.Context, self queue.Contender, retried bool) error
 
 	// Value reads the payload c joined with; queued is false if c has
 	// left the queue.
@@ -70,6 +71,12 @@ type Backend interface {
 
 	// Done is closed when the session ends: expired, revoked or closed.
 	Done() <-chan struct{}
+
+	// Err returns nil while the session lives, then why it ended.
+	Err() error
+
+	// Tracker returns the session's Tracker, which the recipes share.
+	Tracker() *Tracker
 }
 
 // adapters find the Backend behind a user's session, one per backend

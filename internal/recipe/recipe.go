@@ -10,19 +10,11 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
-	"time"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/session"
 )
-
-// WatchDelay is how long a backend may wait before it watches a
-// contender's own key or node for deletion by someone else: most holds
-// of a busy lock end sooner, and need not pay for the watch. Session
-// loss is seen at once; such a deletion, a rare operator's act, within
-// WatchDelay and a round trip.
-const WatchDelay = 50 * time.Millisecond
 
 // The labels of the recipes' contenders: the lock names Curator gives the
 // same recipes, which a ZooKeeper backend writes into its nodes' names so
@@ -51,6 +43,9 @@ type Lock struct {
 type Hold struct {
 	Self queue.Contender
 	Lost <-chan struct{}
+	// leaving is set once a Release has failed, whose delete may yet
+	// land: the contender's absence is then no loss.
+	leaving bool
 }
 
 // New returns a Lock on name over s. A nil s, one no backend package
@@ -131,6 +126,9 @@ func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, v
 		l.abandon(self)
 		return nil, err
 	}
+	lost := make(chan struct{})
+	h.Lost = lost
+	l.b.Tracker().add(l.b, self, func(error) { close(lost) })
 	return h, nil
 }
 
@@ -141,12 +139,11 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 		if err != nil {
 			return nil, err
 		}
-		checked := d.Admitted
 		if !d.Admitted {
 			if try {
 				return nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 			}
-			if err := l.b.AwaitExit(ctx, self, d.Wait); err != nil {
+			if err := l.b.AwaitExit(ctx, d.Wait); err != nil {
 				return nil, err
 			}
 			if !d.Last {
@@ -155,12 +152,12 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 				}
 				continue
 			}
+			// Admitted by the exit alone: make sure self is still there.
+			if err := l.b.Check(ctx, self); err != nil {
+				return nil, err
+			}
 		}
-		lost, err := l.b.Confirm(ctx, self, checked)
-		if err != nil {
-			return nil, err
-		}
-		return &Hold{Self: self, Lost: lost}, nil
+		return &Hold{Self: self}, nil
 	}
 }
 
@@ -169,7 +166,7 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 // leaves a contender blocking others.
 func (l *Lock) abandon(self queue.Contender) {
 	session.Cleanup(l.b.Done(), func(ctx context.Context) bool {
-		err := l.b.Leave(ctx, self)
+		err := l.b.Leave(ctx, self, true)
 		return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
 	})
 }
@@ -195,15 +192,24 @@ func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 	if h == nil {
 		return fmt.Errorf("%w: %s", turnstile.ErrNotHeld, l.name)
 	}
+	t := l.b.Tracker()
 	var err error
 	if l.gone(h) {
 		err = fmt.Errorf("%w: %s", turnstile.ErrLost, h.Self.Key)
-	} else if err = l.b.Leave(ctx, h.Self); err != nil && !errors.Is(err, turnstile.ErrLost) && !errors.Is(err, turnstile.ErrSessionClosed) {
-		l.mu.Lock()
-		l.held = h
-		l.mu.Unlock()
-		return err
+	} else {
+		t.remove(h.Self.Key, true)
+		err = l.b.Leave(ctx, h.Self, h.leaving)
+		if err != nil && !errors.Is(err, turnstile.ErrLost) && !errors.Is(err, turnstile.ErrSessionClosed) {
+			// The hold stays for another Release. Its delete may yet
+			// land, so from now on the contender's absence is no loss.
+			h.leaving = true
+			l.mu.Lock()
+			l.held = h
+			l.mu.Unlock()
+			return err
+		}
 	}
+	t.remove(h.Self.Key, false)
 	l.gate.leave()
 	return err
 }

@@ -37,10 +37,6 @@ const Lifetime = 4 * time.Second
 type Service struct {
 	// Name names the service in subtest names: "zookeeper" or "etcd".
 	Name string
-	// WaitersWatchSelf reports that a waiting contender watches its own
-	// key as well as the one it waits for, as on etcd; on ZooKeeper only
-	// a holder watches its own node.
-	WaitersWatchSelf bool
 	// RequestBytes is more than the session's background traffic (pings,
 	// keep-alives) sends in a second, and less than a join request.
 	RequestBytes int64
@@ -363,10 +359,9 @@ func zookeeper(c *zktest.Cluster) *Service {
 
 func etcd(endpoints []string, nodes []node, leader func(context.Context) (int, error)) *Service {
 	return &Service{
-		Name:             "etcd",
-		WaitersWatchSelf: true,
-		RequestBytes:     150,
-		addrs:            endpoints,
+		Name:         "etcd",
+		RequestBytes: 150,
+		addrs:        endpoints,
 		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session {
 			s, err := etcdlock.NewSession(etcdtest.NewClient(tb, addrs...), etcdlock.WithTTL(lifetime))
 			if err != nil {

@@ -259,7 +259,8 @@ func (e *Election) followOnce(ctx context.Context, report func(string)) error {
 		return err
 	}
 	report(string(id))
-	return e.b.AwaitExit(ctx, q[0])
+	_, err = e.b.AwaitExit(ctx, q[0])
+	return err
 }
 
 // Pauses between attempts that failed on an unreachable server.

@@ -136,8 +136,10 @@ func runAll(t *testing.T, s *servicetest.Service, n, want int, fault func()) *te
 				if c >= want {
 					cancel()
 				}
+				// A term long enough that the worker before has queued
+				// again by its end, even on a loaded machine.
 				select {
-				case <-time.After(5 * time.Millisecond):
+				case <-time.After(25 * time.Millisecond):
 				case <-wctx.Done():
 				}
 				return nil

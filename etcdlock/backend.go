@@ -216,7 +216,7 @@ func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error 
 	case <-s.Done():
 		return s.Err()
 	case <-ctx.Done():
-		return ctx.Err()
+		return s.errOr(ctx, nil)
 	}
 }
 
@@ -225,22 +225,32 @@ func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error 
 // a watch started at an older revision would join the server's unsynced
 // watchers, which are caught up only every 100 ms, and that delay would
 // fall on every hand-off.
-func (s backend) AwaitExit(ctx context.Context, c queue.Contender) error {
+func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	for {
+	for waited := false; ; waited = true {
 		left, err := s.awaitDelete(ctx, c)
-		if left || err != nil {
-			return err
+		if left == gone && !waited {
+			return false, nil
+		}
+		if left != 0 || err != nil {
+			return true, err
 		}
 		// The watch ended without a verdict, as after a reconnection
 		// past a compaction: watch again.
 	}
 }
 
-// awaitDelete runs one watch for c's deletion, and reports false with no
-// error if the watch ends first.
-func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (bool, error) {
+// How c was found to have left: already gone when the watch began, or
+// deleted while it ran.
+const (
+	gone = iota + 1
+	deleted
+)
+
+// awaitDelete runs one watch for c's deletion, and reports how c left,
+// or 0 with no error if the watch ends first.
+func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (int, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
@@ -248,13 +258,13 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (bool, err
 		select {
 		case resp, ok := <-events:
 			if err := s.errOr(ctx, nil); err != nil {
-				return false, err
+				return 0, err
 			}
 			if !ok || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
-				return false, nil
+				return 0, nil
 			}
 			if err := resp.Err(); err != nil {
-				return false, fmt.Errorf("etcdlock: watch %s: %w", c.Key, refused(err))
+				return 0, fmt.Errorf("etcdlock: watch %s: %w", c.Key, refused(err))
 			}
 			if resp.Created && !created {
 				created = true
@@ -262,23 +272,23 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (bool, err
 				// before it shows in this read.
 				g, err := s.cli.Get(ctx, c.Key)
 				if err != nil {
-					return false, s.errOr(ctx, err)
+					return 0, s.errOr(ctx, err)
 				}
 				s.saw(g.Header.Revision)
 				if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
-					return true, nil
+					return gone, nil
 				}
 			}
 			for _, ev := range resp.Events {
 				if ev.Type == clientv3.EventTypeDelete {
 					s.saw(ev.Kv.ModRevision)
-					return true, nil
+					return deleted, nil
 				}
 			}
 		case <-s.Done():
-			return false, s.Err()
+			return 0, s.Err()
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return 0, s.errOr(ctx, nil)
 		}
 	}
 }
@@ -451,39 +461,16 @@ func (s *Session) discard(key string) {
 // if ctx ends first, retry returns ctx's error, and late, if any, undoes
 // the write once it is done. The session's end stops it.
 func retry[T any](ctx context.Context, s *Session, write func(context.Context) (T, error), late func()) (T, error) {
-	var zero T
-	if err := s.Err(); err != nil {
-		return zero, err
-	}
-	if ctx.Done() == nil {
-		// Nothing can stop the caller waiting: no need to detach.
-		return repeat(s, write)
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	answer := make(chan result, 1)
-	if !s.ending.Go(func() {
-		v, err := repeat(s, write)
-		answer <- result{v, err}
-	}) {
-		return zero, s.Err()
-	}
-	select {
-	case r := <-answer:
-		return r.v, r.err
-	case <-ctx.Done():
-		if late != nil {
-			// Should the session end first, its lease takes the key.
-			s.ending.Go(func() {
-				if r := <-answer; r.err == nil || unsettled(r.err) {
-					late()
-				}
-			})
+	var undo func(T, error)
+	if late != nil {
+		// Should the session end first, its lease takes the key.
+		undo = func(_ T, err error) {
+			if err == nil || unsettled(err) {
+				late()
+			}
 		}
-		return zero, ctx.Err()
 	}
+	return session.Await(ctx, s.ending, func() (T, error) { return repeat(s, write) }, undo)
 }
 
 // repeat runs write until it has an answer, the session ends or

@@ -343,25 +343,25 @@ func (s *Session) watch(ctx context.Context, path string) (*zk.Stat, <-chan zk.E
 }
 
 // AwaitExit watches c's node alone: one request, then one notification.
-func (s backend) AwaitExit(ctx context.Context, c queue.Contender) error {
-	for {
+func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (bool, error) {
+	for waited := false; ; waited = true {
 		stat, ch, err := s.watch(ctx, c.Key)
 		if err != nil || stat == nil {
-			return err
+			return waited, err
 		}
 		select {
 		case ev := <-ch:
 			switch ev.Type {
 			case zk.EventNodeDeleted:
-				return nil
+				return true, nil
 			case zk.EventNotWatching:
-				return s.wrap(cmpErr(ev.Err, zk.ErrClosing))
+				return true, s.wrap(cmpErr(ev.Err, zk.ErrClosing))
 			}
 			// The node's data changed: watch again.
 		case <-ctx.Done():
-			return ctx.Err()
+			return true, ctx.Err()
 		case <-s.Done():
-			return s.Err()
+			return true, s.Err()
 		}
 	}
 }

@@ -458,46 +458,15 @@ func read[T any](ctx context.Context, s *Session, f func() (T, error)) (T, error
 // stops waiting, late receives the request's eventual result, so that it
 // can undo what the request did.
 func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late func(T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
+	var undo func(T, error)
+	if late != nil {
+		undo = func(v T, err error) { late(v, s.wrap(err)) }
 	}
 	for {
-		var zero T
-		if err := s.Err(); err != nil {
-			return zero, err
-		}
-		var r result
-		if ctx.Done() == nil {
-			// Nothing stops the caller waiting, and the session's end
-			// closes the connection, which fails the request: it needs
-			// no goroutine of its own.
-			r.v, r.err = f()
-		} else {
-			ch := make(chan result, 1)
-			if !s.ending.Go(func() {
-				v, err := f()
-				ch <- result{v, err}
-			}) {
-				return zero, s.Err()
-			}
-			select {
-			case r = <-ch:
-			case <-ctx.Done():
-				if late != nil {
-					s.ending.Go(func() {
-						r := <-ch
-						late(r.v, s.wrap(r.err))
-					})
-				}
-				return zero, ctx.Err()
-			case <-s.Done():
-				return zero, s.Err()
-			}
-		}
-		if errors.Is(r.err, zk.ErrNoServer) {
+		v, err := session.Await(ctx, s.ending, f, undo)
+		if errors.Is(err, zk.ErrNoServer) {
 			if err := pause(ctx, s); err != nil {
-				return zero, err
+				return v, err
 			}
 			continue
 		}
@@ -505,9 +474,9 @@ func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late fu
 			// After an expiry the client opens a new session on its
 			// own, and this request may have run on it.
 			s.end(fmt.Errorf("%w: ZooKeeper session %#x expired (the client is on %#x)", turnstile.ErrLost, s.id, id))
-			return zero, s.Err()
+			return v, s.Err()
 		}
-		return r.v, s.wrap(r.err)
+		return v, s.wrap(err)
 	}
 }
 

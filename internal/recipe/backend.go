@@ -38,10 +38,11 @@ type Backend interface {
 	// them, leaving out entries that are not contenders.
 	Queue(ctx context.Context, name string) ([]queue.Contender, error)
 
-	// AwaitExit blocks until c has left the queue. It returns an error
-	// matching turnstile.ErrLost if the session ends first, and ctx's
-	// error if ctx ends first.
-	AwaitExit(ctx context.Context, c queue.Contender) error
+	// AwaitExit blocks until c has left the queue, and reports whether
+	// it waited: false if c was gone already when it looked. It returns
+	// an error matching turnstile.ErrLost if the session ends first, and
+	// ctx's error if ctx ends first.
+	AwaitExit(ctx context.Context, c queue.Contender) (waited bool, err error)
 
 	// Check returns nil if self is still queued on the live session, and
 	// an error matching turnstile.ErrLost if it is not.

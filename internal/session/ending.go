@@ -109,6 +109,50 @@ func (e *Ending) Wait() {
 	e.active.Wait()
 }
 
+// Await runs call and waits for its result, ctx's end or e's. call runs
+// on the caller's goroutine when nothing can stop the caller waiting (a
+// call must then end with e, as the backends' calls do), and otherwise on
+// one of e's. If the caller stops waiting, late, if any, receives call's
+// eventual result on one of e's goroutines, so that it can undo what call
+// did: a write the caller no longer wants must not be left behind.
+func Await[T any](ctx context.Context, e *Ending, call func() (T, error), late func(T, error)) (T, error) {
+	var zero T
+	if err := e.Err(); err != nil {
+		return zero, err
+	}
+	if ctx.Done() == nil {
+		return call()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	answer := make(chan result, 1)
+	if !e.Go(func() {
+		v, err := call()
+		answer <- result{v, err}
+	}) {
+		return zero, e.Err()
+	}
+	select {
+	case r := <-answer:
+		return r.v, r.err
+	case <-ctx.Done():
+		if err := e.Err(); err != nil {
+			return zero, err // the end, which may be what ended ctx
+		}
+		if late != nil {
+			e.Go(func() {
+				r := <-answer
+				late(r.v, r.err)
+			})
+		}
+		return zero, ctx.Err()
+	case <-e.Done():
+		return zero, e.Err()
+	}
+}
+
 // CleanupTimeout bounds each attempt of Cleanup. It does not come from
 // a caller's context, which is often the reason for the cleanup and
 // already done.

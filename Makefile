@@ -8,6 +8,14 @@
 # 1.26's fuzzing coordinator can report its own deadline as a failure
 # (go.dev/issue/75804). etcd and etcdctl need no install: the tests build
 # them from their Go modules.
+#
+# The repository holds four modules: the library at the root, and beside
+# it what the library's users must not inherit in their module graphs:
+# etcd's server (internal/testing/embedetcd, which the examples embed and
+# the tests build etcd and etcdctl from), the examples and the
+# benchmarks. go.work joins them for `go run ./examples/...`; the
+# targets below vet and test each module on its own, outside the
+# workspace, as its own go.mod builds it.
 
 ZK_JAR := /usr/share/java/zookeeper.jar
 CURATOR_JAR := /usr/share/java/curator-recipes.jar
@@ -15,11 +23,13 @@ SLF4J_JAR := /usr/share/java/slf4j-simple.jar
 KAZOO := /usr/lib/python3/dist-packages/kazoo
 PACKAGES := zookeeper libcurator-recipes-java libslf4j-java python3-kazoo default-jdk-headless
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+MODULES := . internal/testing/embedetcd examples benchmarks
+export GOWORK := off
 
 .PHONY: test deps
 test: deps
-	go vet ./...
-	go test -race -count=1 ./...
+	for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
+	for m in $(MODULES); do (cd $$m && go test -race -count=1 ./...) || exit 1; done
 	go test -run XXX -fuzz FuzzValidateName -fuzztime 100000x .
 	go test -run XXX -fuzz FuzzParseSequencer -fuzztime 200000x .
 	go test -run XXX -fuzz FuzzParse -fuzztime 200000x ./zklock/internal/znode

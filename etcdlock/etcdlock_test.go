@@ -24,17 +24,17 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
 )
 
-// One embedded member serves every test that does not break it; each
-// test uses fresh lock names. Its metrics are process-wide, so no test
+// One server serves every test that does not break it; each test uses
+// fresh lock names. Tests count its requests and watches, so no test
 // here runs in parallel.
 var (
-	shared    *etcdtest.Embedded
+	shared    *etcdtest.Server
 	sharedErr error
 )
 
 func TestMain(m *testing.M) {
 	os.Exit(locktest.RunMain(m, func(dir string) func() {
-		if shared, sharedErr = etcdtest.LaunchEmbedded(dir); sharedErr != nil {
+		if shared, sharedErr = etcdtest.LaunchServer(dir); sharedErr != nil {
 			return nil
 		}
 		endpoints = shared.Endpoints()
@@ -42,10 +42,10 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-func server(tb testing.TB) *etcdtest.Embedded {
+func server(tb testing.TB) *etcdtest.Server {
 	tb.Helper()
 	if sharedErr != nil {
-		tb.Fatalf("embedded etcd: %v", sharedErr)
+		etcdtest.Unlaunched(tb, sharedErr)
 	}
 	return shared
 }

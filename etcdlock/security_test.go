@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
@@ -22,13 +21,13 @@ const (
 	wrongPassword = "wrong-pw-b83a5e"
 )
 
-// secured is a member that admits only clients with a certificate from
+// secured is a server that admits only clients with a certificate from
 // its CA, with authentication enabled: root and carol are known by their
 // certificates, alice by her password, and alice and carol (team a) may
 // read and write under /team-a/, mallory (team b) under /team-b/.
 type secured struct {
 	ca   *etcdtest.CA
-	e    *etcdtest.Embedded
+	e    *etcdtest.Server
 	root *clientv3.Client
 }
 
@@ -37,8 +36,8 @@ func startSecured(t *testing.T) *secured {
 	ca := etcdtest.NewCA(t)
 	// Every login checks a bcrypt hash; etcd's default cost takes seconds
 	// under the race detector.
-	fast := func(cfg *embed.Config) { cfg.BcryptCost = 4 }
-	s := &secured{ca: ca, e: etcdtest.StartEmbedded(t, ca.Serve(t), fast)}
+	fast := etcdtest.WithFlags("--bcrypt-cost", "4")
+	s := &secured{ca: ca, e: etcdtest.StartServer(t, ca.Serve(t), fast)}
 	s.root = s.client(t, "root", "")
 	ctx := context.Background()
 	byCert := &clientv3.UserAddOptions{NoPassword: true}

@@ -1,6 +1,12 @@
 // Package embedetcd runs a single-member etcd inside the current process,
-// for the tests and for the examples that need a server and must not ask
+// for the examples and benchmarks that need a server and must not ask
 // anyone to install one.
+//
+// It is a module of its own, the one place in the repository that
+// requires etcd's server: the library's users must not get the server in
+// their module graphs, so the library's tests run etcd as a process built
+// from this module (see internal/testing/etcdtest), at the very version
+// the examples embed, and etcdctl beside it.
 package embedetcd
 
 import (

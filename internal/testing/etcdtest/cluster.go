@@ -52,9 +52,9 @@ type Cluster struct {
 // test passed, failed or panicked, and on failure logs the tail of each
 // member's log.
 //
-// The binary is built from this module's requirement on etcd's server
-// module the first time any test needs it, which takes a minute or two,
-// and cached per user for later runs. Without a go command, or if the
+// The binary is built from the tool module's requirement on etcd's
+// server module (see toolModule) the first time any test needs it, which
+// takes a minute or two, and cached per user for later runs. Without a go command, or if the
 // build fails, the test is skipped — or fails, in CI.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
@@ -94,6 +94,7 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 			endpoint: fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
 			peerURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
+		m.healthURL = "http://" + m.endpoint
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peerURL)
 	}
@@ -305,7 +306,10 @@ type Member struct {
 	dir      string
 	endpoint string
 	peerURL  string
-	proc     *testenv.Process
+	// healthURL is where the member answers /health: its client URL, or
+	// a plain metrics listener when clients must come over TLS.
+	healthURL string
+	proc      *testenv.Process
 }
 
 // Endpoint is the member's client address, host:port, which a client, a
@@ -325,7 +329,7 @@ func (m *Member) waitPeerServing(ctx context.Context) error {
 // linearizable read.
 func (m *Member) waitHealthy(ctx context.Context) error {
 	return m.poll(ctx, func(ctx context.Context) error {
-		return get(ctx, "http://"+m.endpoint+"/health")
+		return get(ctx, m.healthURL+"/health")
 	})
 }
 

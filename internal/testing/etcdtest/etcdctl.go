@@ -18,15 +18,17 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
-// etcdctlModule's main package is etcdctl. go.mod requires it at the
-// server's version, so that etcdctl runs the same concurrency recipes as
-// this module's tests do through the client module.
+// etcdctlModule's main package is etcdctl. The tool module requires it
+// at the server's version, which is the client's in this module's
+// go.mod, so that etcdctl runs the same concurrency recipes as this
+// module's tests do through the client module; TestToolVersions checks
+// that the two go.mod files agree.
 const etcdctlModule = "go.etcd.io/etcd/etcdctl/v3"
 
 var etcdctlBin = &goBinary{module: etcdctlModule, name: "etcdctl"}
 
-// Etcdctl returns the path of an etcdctl binary built from this module's
-// requirement on etcdctl's module, built the first time any test needs
+// Etcdctl returns the path of an etcdctl binary built from the tool
+// module's requirement on etcdctl's module, built the first time any test needs
 // it (about 30 s) and cached per user; without a go command, or if the
 // build fails, the test is skipped — or fails, in CI.
 func Etcdctl(tb testing.TB) string {

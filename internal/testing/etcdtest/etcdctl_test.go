@@ -20,7 +20,7 @@ type heldOrErr struct {
 // its own.
 func TestEtcdctl(t *testing.T) {
 	Etcdctl(t) // built, or found, before the clock starts
-	e := StartEmbedded(t)
+	e := StartServer(t)
 	cli := e.Client(t)
 	eps := e.Endpoints()
 

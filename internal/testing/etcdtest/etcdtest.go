@@ -1,6 +1,11 @@
-// Package etcdtest runs real etcd servers for tests: one member embedded
-// in the test process, for speed, or a cluster of separate OS processes,
-// for what only a process can do — die, freeze and come back.
+// Package etcdtest runs real etcd servers for tests, each a separate OS
+// process: a single member with short timing, which starts in a fraction
+// of a second, or a cluster, for what only a cluster can do — lose a
+// member, elect another and take the lost one back.
+//
+// The servers are built from etcd's Go module, which the library's module
+// does not require (see toolModule): no test of the library embeds etcd,
+// so the library's users need not have its server in their module graphs.
 //
 // Every server listens on free 127.0.0.1 ports, keeps its data in the
 // test's temporary directory and is stopped by the test's cleanup, so
@@ -10,11 +15,11 @@
 package etcdtest
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 )
@@ -37,7 +42,7 @@ func ClientConfig(endpoints ...string) clientv3.Config {
 		// only bounds the few calls the client makes on its own, such as
 		// the first lease keep-alive.
 		DialTimeout: 2 * time.Second,
-		Logger:      zap.NewNop(),
+		Logger:      quiet,
 		DialOptions: []grpc.DialOption{
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff: backoff.Config{
@@ -58,6 +63,10 @@ func ClientConfig(endpoints ...string) clientv3.Config {
 		},
 	}
 }
+
+// quiet is a logger that logs nothing. A client without a connection
+// comes with one, which spares the harness a logging library of its own.
+var quiet = clientv3.NewCtxClient(context.Background()).GetLogger()
 
 // NewClient returns a client of the given endpoints — members, or a
 // proxy in front of one — that is closed when the test ends.

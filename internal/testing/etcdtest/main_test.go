@@ -3,9 +3,9 @@ package etcdtest
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/turnstile-go/turnstile/internal/testing/leakcheck"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // httpClient makes one connection per request: a kept-alive connection
-// would leave goroutines behind that goleak reports, and the harness's
+// would leave goroutines behind that the leak check reports, and the harness's
 // few HTTP requests — scrapes and health checks — gain nothing from reuse.
 var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 

@@ -14,8 +14,8 @@ import (
 // out, its lease expires on the server for want of keep-alives, and once
 // the link is restored it is served again without being rebuilt.
 func TestProxyPartition(t *testing.T) {
+	e := StartServer(t)
 	ctx := testContext(t)
-	e := StartEmbedded(t)
 	p, err := proxy.Start(e.Endpoint())
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"go.etcd.io/etcd/server/v3/embed"
 )
 
 // CA is a certificate authority made for one test, so that a server can
@@ -102,11 +100,11 @@ func (ca *CA) ClientTLS(tb testing.TB, commonName string) *tls.Config {
 	return cfg
 }
 
-// Serve returns a configuration for StartEmbedded: the member serves
-// clients over TLS only, and admits only clients that present a
-// certificate from the CA. etcd reads its certificates from files, which
-// live in the test's temporary directory.
-func (ca *CA) Serve(tb testing.TB) func(*embed.Config) {
+// Serve returns an option for StartServer: the member serves clients
+// over TLS only, and admits only clients that present a certificate from
+// the CA. etcd reads its certificates from files, which live in the
+// test's temporary directory.
+func (ca *CA) Serve(tb testing.TB) ServerOption {
 	tb.Helper()
 	dir := tb.TempDir()
 	cert := ca.Certificate(tb, "etcd server")
@@ -124,10 +122,12 @@ func (ca *CA) Serve(tb testing.TB) func(*embed.Config) {
 			tb.Fatal(err)
 		}
 	}
-	return func(cfg *embed.Config) {
-		cfg.ClientTLSInfo.CertFile = filepath.Join(dir, "server.crt")
-		cfg.ClientTLSInfo.KeyFile = filepath.Join(dir, "server.key")
-		cfg.ClientTLSInfo.TrustedCAFile = filepath.Join(dir, "ca.crt")
-		cfg.ClientTLSInfo.ClientCertAuth = true
+	return func(cfg *serverConfig) {
+		cfg.tls = true
+		cfg.flags = append(cfg.flags,
+			"--cert-file", filepath.Join(dir, "server.crt"),
+			"--key-file", filepath.Join(dir, "server.key"),
+			"--trusted-ca-file", filepath.Join(dir, "ca.crt"),
+			"--client-cert-auth")
 	}
 }

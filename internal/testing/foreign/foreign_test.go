@@ -9,16 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/turnstile-go/turnstile/internal/testing/foreign"
+	"github.com/turnstile-go/turnstile/internal/testing/leakcheck"
 	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
 // TestMain fails the package if a test leaves a driver's reader running,
 // which would mean a driver process was never reaped.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }
 
 const (

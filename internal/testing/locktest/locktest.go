@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/recipe"
+	"github.com/turnstile-go/turnstile/internal/testing/leakcheck"
 )
 
 // Locker is what zklock.Mutex and etcdlock.Mutex have in common.
@@ -491,8 +490,8 @@ func RunMain(m *testing.M, launch func(dir string) (stop func())) int {
 		stop()
 	}
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+		if err := leakcheck.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
 	}

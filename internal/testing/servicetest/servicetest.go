@@ -43,7 +43,8 @@ type Service struct {
 
 	addrs []string
 	open  func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session
-	// nodes are the servers as processes, nil when they are embedded.
+	// nodes are the servers as processes a test may break, nil for the
+	// shared etcd server.
 	nodes  []node
 	leader func(context.Context) (int, error)
 	state  inspector
@@ -144,11 +145,12 @@ func (s *Service) Servers() int { return len(s.addrs) }
 func (s *Service) Leader(ctx context.Context) (int, error) { return s.leader(ctx) }
 
 // Node returns the i-th server as a process the test can pause, resume
-// and kill; it fails the test if the servers are embedded.
+// and kill; it fails the test on the shared etcd server, which every
+// test of the package uses.
 func (s *Service) Node(tb testing.TB, i int) node {
 	tb.Helper()
 	if s.nodes == nil {
-		tb.Fatalf("%s: the servers are embedded, not processes", s.Name)
+		tb.Fatalf("%s: the shared server is not to be broken", s.Name)
 	}
 	return s.nodes[i]
 }
@@ -247,9 +249,8 @@ var shared struct {
 }
 
 // Main runs a package's tests around a shared ZooKeeper server and a
-// shared embedded etcd member, and returns the exit code. It sets
-// *examples, if not nil, to the etcd member's endpoints, for the
-// package's examples.
+// shared etcd server, and returns the exit code. It sets *examples, if
+// not nil, to the etcd server's endpoints, for the package's examples.
 func Main(m *testing.M, examples *[]string) int {
 	return locktest.RunMain(m, func(dir string) func() {
 		var stops []func()
@@ -261,8 +262,8 @@ func Main(m *testing.M, examples *[]string) int {
 		}
 		sub, err := os.MkdirTemp(dir, "etcd")
 		if err == nil {
-			var e *etcdtest.Embedded
-			if e, err = etcdtest.LaunchEmbedded(sub); err == nil {
+			var e *etcdtest.Server
+			if e, err = etcdtest.LaunchServer(sub); err == nil {
 				shared.etcd = etcd(e.Endpoints(), nil, nil)
 				if examples != nil {
 					*examples = e.Endpoints()
@@ -296,7 +297,7 @@ func On(t *testing.T, service string, f func(t *testing.T, s *Service)) {
 		case service == "zookeeper":
 			f(t, shared.zk)
 		case shared.etcd == nil:
-			t.Fatalf("embedded etcd: %v", shared.etcdErr)
+			etcdtest.Unlaunched(t, shared.etcdErr)
 		default:
 			f(t, shared.etcd)
 		}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
 
+	"github.com/turnstile-go/turnstile/internal/testing/leakcheck"
 	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
@@ -23,7 +23,7 @@ import (
 // TestMain fails the package if a test leaves a zk connection or a
 // harness goroutine running.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }
 
 // sessionStates records every session state a client passes through.

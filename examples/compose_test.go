@@ -1,4 +1,4 @@
-package turnstile_test
+package examples_test
 
 import (
 	"fmt"
@@ -13,11 +13,12 @@ import (
 )
 
 // The compose file is checked without a Docker engine: the services, the
-// pinned versions (etcd's the one go.mod tests with), health checks,
-// ports published on loopback alone, named volumes, a consistent ensemble
-// and cluster, and the endpoints the README tells users to export.
+// pinned versions (etcd's the one the examples embed and the tests build,
+// from internal/testing/embedetcd's go.mod), health checks, ports
+// published on loopback alone, named volumes, a consistent ensemble and
+// cluster, and the endpoints the README tells users to export.
 func TestDockerCompose(t *testing.T) {
-	b, err := os.ReadFile("docker-compose.yml")
+	b, err := os.ReadFile("../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,13 +40,13 @@ func TestDockerCompose(t *testing.T) {
 	if want := []string{"etcd1", "etcd2", "etcd3", "zk1", "zk2", "zk3"}; !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
-	gomod, err := os.ReadFile("go.mod")
+	gomod, err := os.ReadFile("../internal/testing/embedetcd/go.mod")
 	if err != nil {
 		t.Fatal(err)
 	}
 	etcdVersion := regexp.MustCompile(`go\.etcd\.io/etcd/server/v3 (v\S+)`).FindSubmatch(gomod)
 	if etcdVersion == nil {
-		t.Fatal("no etcd server in go.mod")
+		t.Fatal("no etcd server in internal/testing/embedetcd/go.mod")
 	}
 
 	published := map[string][]string{} // "zk", "etcd": host endpoints in service order
@@ -100,7 +101,7 @@ func TestDockerCompose(t *testing.T) {
 		}
 	}
 
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,11 +19,12 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestEmbeddedPutGet(t *testing.T) {
-	ctx := testContext(t)
+func TestServerPutGet(t *testing.T) {
+	etcdBinary(t) // built, or found, before the clock starts
 	start := time.Now()
-	e := StartEmbedded(t)
-	t.Logf("embedded member ready in %v", time.Since(start).Round(time.Millisecond))
+	e := StartServer(t)
+	t.Logf("server ready in %v", time.Since(start).Round(time.Millisecond))
+	ctx := testContext(t)
 
 	cli := e.Client(t)
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
@@ -32,11 +33,10 @@ func TestEmbeddedPutGet(t *testing.T) {
 	requireValue(ctx, t, cli, "k", "v")
 }
 
-// A test may close the member itself, to see its clients lose the
-// server; the cleanup's second close must then do nothing, as etcd
-// panics on a second Close.
-func TestEmbeddedClose(t *testing.T) {
-	e := StartEmbedded(t)
+// A test may close the server itself, to see its clients lose it; the
+// cleanup's second close must then do nothing.
+func TestServerClose(t *testing.T) {
+	e := StartServer(t)
 	cli := e.Client(t)
 	if _, err := cli.Put(testContext(t), "k", "v"); err != nil {
 		t.Fatal(err)
@@ -49,11 +49,11 @@ func TestEmbeddedClose(t *testing.T) {
 	}
 }
 
-// Two embedded members in one process are separate servers: a write to
-// one is not seen by the other.
-func TestEmbeddedIsolation(t *testing.T) {
+// Two servers of one test are separate: a write to one is not seen by
+// the other.
+func TestServerIsolation(t *testing.T) {
+	a, b := StartServer(t), StartServer(t)
 	ctx := testContext(t)
-	a, b := StartEmbedded(t), StartEmbedded(t)
 	if a.Endpoint() == b.Endpoint() {
 		t.Fatalf("both members on %s", a.Endpoint())
 	}
@@ -71,9 +71,9 @@ func TestEmbeddedIsolation(t *testing.T) {
 
 // The benchmarks count requests through the server's metrics; this
 // shows the count is exact, and that watch traffic shows up too.
-func TestEmbeddedMetrics(t *testing.T) {
+func TestServerMetrics(t *testing.T) {
+	e := StartServer(t)
 	ctx := testContext(t)
-	e := StartEmbedded(t)
 	cli := e.Client(t)
 	ep := e.Endpoint()
 

@@ -27,28 +27,13 @@ import (
 // One server serves every test that does not break it; each test uses
 // fresh lock names. Tests count its requests and watches, so no test
 // here runs in parallel.
-var (
-	shared    *etcdtest.Server
-	sharedErr error
-)
+var shared locktest.Shared[*etcdtest.Server]
 
 func TestMain(m *testing.M) {
-	os.Exit(locktest.RunMain(m, func(dir string) func() {
-		if shared, sharedErr = etcdtest.LaunchServer(dir); sharedErr != nil {
-			return nil
-		}
-		endpoints = shared.Endpoints()
-		return shared.Close
-	}))
+	os.Exit(shared.Main(m, etcdtest.Launched, func(s *etcdtest.Server) { endpoints = s.Endpoints() }))
 }
 
-func server(tb testing.TB) *etcdtest.Server {
-	tb.Helper()
-	if sharedErr != nil {
-		etcdtest.Unlaunched(tb, sharedErr)
-	}
-	return shared
-}
+func server(tb testing.TB) *etcdtest.Server { return shared.Get(tb, etcdtest.Unlaunched) }
 
 func session(tb testing.TB, cli *clientv3.Client, opts ...etcdlock.Option) *etcdlock.Session {
 	tb.Helper()

@@ -29,8 +29,6 @@ import (
 // stay out of the Session's own method set, which is what users call.
 type backend struct{ *Session }
 
-var _ recipe.Backend = backend{}
-
 func init() { recipe.Register(func(s *Session) recipe.Backend { return backend{s} }) }
 
 // Join creates the contender node, learning its czxid in the same

@@ -20,35 +20,19 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
-	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 	"github.com/turnstile-go/turnstile/zklock"
 )
 
 // One standalone server serves every test that does not break it; each
 // test uses fresh lock names.
-var (
-	shared    *zktest.Cluster
-	sharedErr error
-)
+var shared locktest.Shared[*zktest.Cluster]
 
 func TestMain(m *testing.M) {
-	os.Exit(locktest.RunMain(m, func(dir string) func() {
-		if shared, sharedErr = zktest.Launch(dir, 1); sharedErr != nil {
-			return nil
-		}
-		servers = shared.Servers()
-		return shared.Stop
-	}))
+	os.Exit(shared.Main(m, zktest.Standalone, func(c *zktest.Cluster) { servers = c.Servers() }))
 }
 
-func server(tb testing.TB) *zktest.Cluster {
-	tb.Helper()
-	if sharedErr != nil {
-		testenv.Unavailable(tb, "zookeeper: %v", sharedErr)
-	}
-	return shared
-}
+func server(tb testing.TB) *zktest.Cluster { return shared.Get(tb, zktest.Unlaunched) }
 
 func connect(tb testing.TB, c *zktest.Cluster, opts ...zklock.Option) *zklock.Session {
 	tb.Helper()

@@ -84,6 +84,16 @@ func LaunchServer(dir string, opts ...ServerOption) (*Server, error) {
 	return launchServer(bin, dir, opts)
 }
 
+// Launched is LaunchServer with default options, in the form
+// locktest.Shared takes.
+func Launched(dir string) (*Server, func(), error) {
+	s, err := LaunchServer(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Close, nil
+}
+
 // Unlaunched stops a test that needs the member LaunchServer could not
 // start, with LaunchServer's error: as unavailable (a skip, or a failure
 // in CI) when etcd could not be built, as a failure otherwise.

@@ -498,6 +498,36 @@ func RunMain(m *testing.M, launch func(dir string) (stop func())) int {
 	return code
 }
 
+// Shared is one server that a package's tests share: Main starts it
+// around them, and Get hands it to each.
+type Shared[S any] struct {
+	server S
+	err    error
+}
+
+// Main runs the package's tests (RunMain) around the server launch
+// starts, which returns it with how to stop it; use, if the launch
+// worked, passes it on to what else needs it, such as the examples.
+func (sh *Shared[S]) Main(m *testing.M, launch func(dir string) (S, func(), error), use func(S)) int {
+	return RunMain(m, func(dir string) func() {
+		var stop func()
+		if sh.server, stop, sh.err = launch(dir); sh.err == nil {
+			use(sh.server)
+		}
+		return stop
+	})
+}
+
+// Get returns the server, or stops the test with unlaunched if it did
+// not start.
+func (sh *Shared[S]) Get(tb testing.TB, unlaunched func(testing.TB, error)) S {
+	tb.Helper()
+	if sh.err != nil {
+		unlaunched(tb, sh.err)
+	}
+	return sh.server
+}
+
 // KillLeader returns a fault for Cycle: find the servers' leader and kill
 // it.
 func KillLeader(tb testing.TB, leader func(context.Context) (int, error), kill func(int) error) func() {

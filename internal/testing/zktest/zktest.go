@@ -155,6 +155,23 @@ func start(tb testing.TB, n int, opts []Option) *Cluster {
 	}
 }
 
+// Standalone launches one server outside any test (Launch), in the
+// form locktest.Shared takes.
+func Standalone(dir string) (*Cluster, func(), error) {
+	c, err := Launch(dir, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c.Stop, nil
+}
+
+// Unlaunched stops a test that needs the server Standalone could not
+// start, as unavailable: a skip, or a failure in CI.
+func Unlaunched(tb testing.TB, err error) {
+	tb.Helper()
+	testenv.Unavailable(tb, "zookeeper: %v", err)
+}
+
 // Launch starts an n-node cluster outside any test, so that a TestMain
 // can share one server among a package's tests; its data lives under
 // dir, and Stop ends it. Callers report a missing installation through

@@ -73,7 +73,7 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, _ s
 		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.discard(key) })
 	if err != nil {
-		if ctx.Err() == nil && s.Err() == nil {
+		if s.Err() == nil {
 			// An attempt may have put the key before a later one failed.
 			s.ending.Go(func() { s.discard(key) })
 		}
@@ -379,10 +379,9 @@ func (s backend) Leave(ctx context.Context, self queue.Contender, retried bool) 
 	return nil
 }
 
-// remove deletes key if it is still the one created at rev, or with rev
-// 0 if it is still attached to the session's lease. It reports whether
-// the key was deleted by this call, counting an earlier attempt whose
-// reply was lost.
+// remove deletes key if it is still the one created at rev. It reports
+// whether the key was deleted by this call, counting an earlier attempt
+// whose reply was lost.
 func (s *Session) remove(ctx context.Context, key string, rev int64) (bool, error) {
 	var attempts atomic.Int32
 	resp, err := retry(ctx, s, func(ctx context.Context) (*clientv3.TxnResponse, error) {
@@ -395,14 +394,9 @@ func (s *Session) remove(ctx context.Context, key string, rev int64) (bool, erro
 	return resp.Succeeded || attempts.Load() > 1, nil
 }
 
-// delete deletes key if it is still the one created at rev, or with rev
-// 0 if it is still attached to the session's lease: one attempt.
+// delete deletes key if it is still the one created at rev: one attempt.
 func (s *Session) delete(ctx context.Context, key string, rev int64) (*clientv3.TxnResponse, error) {
-	guard := clientv3.Compare(clientv3.CreateRevision(key), "=", rev)
-	if rev == 0 {
-		guard = clientv3.Compare(clientv3.LeaseValue(key), "=", s.lease)
-	}
-	return s.cli.Txn(ctx).If(guard).Then(clientv3.OpDelete(key)).Commit()
+	return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).Then(clientv3.OpDelete(key)).Commit()
 }
 
 // keySlots hands out the session's keys under each name: the same ones
@@ -441,15 +435,24 @@ func (k *keySlots) give(key string) {
 	delete(k.taken, key)
 }
 
-// discard removes a join whose caller left, if it is still
-// the session's, so that an abandoned Lock leaves nothing.
+// discard removes key, put by a join whose caller left or failed, if it
+// is there and the session's, so that an abandoned Lock leaves nothing.
+// The delete is guarded by the create revision it read, so that a
+// delete that lands late, after the key was given back and put again,
+// changes nothing.
 func (s *Session) discard(key string) {
 	session.Cleanup(s.Done(), func(ctx context.Context) bool {
-		_, err := s.delete(ctx, key, 0)
-		if err == nil {
-			s.keys.give(key)
+		g, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return false
 		}
-		return err == nil
+		if len(g.Kvs) > 0 && clientv3.LeaseID(g.Kvs[0].Lease) == s.lease {
+			if _, err := s.delete(ctx, key, g.Kvs[0].CreateRevision); err != nil {
+				return false
+			}
+		}
+		s.keys.give(key)
+		return true
 	})
 }
 
@@ -463,11 +466,7 @@ func retry[T any](ctx context.Context, s *Session, write func(context.Context) (
 	var undo func(T, error)
 	if late != nil {
 		// Should the session end first, its lease takes the key.
-		undo = func(_ T, err error) {
-			if err == nil || unsettled(err) {
-				late()
-			}
-		}
+		undo = func(T, error) { late() } // whatever the answer: an attempt may have landed
 	}
 	return session.Await(ctx, s.ending, func() (T, error) { return repeat(s, write) }, undo)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 
@@ -102,5 +103,45 @@ func TestHoldsCostNoWatch(t *testing.T) {
 				require.NoError(t, m.Unlock(ctx))
 			}
 		}
+	})
+}
+
+// A hold whose contender is found gone by its Unlock, before any check
+// of the session's, reports ErrLost and closes the Lost channel the
+// holder has.
+func TestUnlockFindsLoss(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		m := mutex.New(s.Session(t), locktest.Name())
+		require.NoError(t, m.Lock(ctx))
+		lost := m.Lost()
+		seq := m.Sequencer()
+		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false))
+		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
+		require.True(t, recipe.Closed(lost), "Lost() still open")
+	})
+}
+
+// An Unlock given up before its delete's answer leaves the hold, though
+// the delete lands; the hold is still told of its session's end.
+func TestUnlockGivenUpThenSessionEnds(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		session := s.Session(t)
+		m := mutex.New(session, locktest.Name())
+		require.NoError(t, m.Lock(ctx))
+		gaveUp, cancel := context.WithCancel(ctx)
+		cancel()
+		require.ErrorIs(t, m.Unlock(gaveUp), context.Canceled)
+		require.Positive(t, m.Token(), "the hold stays until Unlock succeeds")
+		time.Sleep(3 * recipe.SweepPeriod) // the session's checks see the node or key gone
+		require.False(t, recipe.Closed(m.Lost()), "its own delete taken for a loss")
+		require.NoError(t, session.Close())
+		select {
+		case <-m.Lost():
+		case <-time.After(time.Second):
+			t.Fatal("Lost() still open after the session's end")
+		}
+		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
 	})
 }

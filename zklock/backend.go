@@ -221,7 +221,9 @@ func (s *Session) discard(name, id, path string, err error) {
 // the tree). One request when only name is missing.
 func (s *Session) makeParents(ctx context.Context, name string) error {
 	for {
-		_, err := call(ctx, s, func() (string, error) { return s.conn.CreateContainer(name, nil, zk.FlagContainer, s.acl) })
+		// Sent again if its reply is lost, as a read is: a second create
+		// finds the node there, which is success too.
+		_, err := read(ctx, s, func() (string, error) { return s.conn.CreateContainer(name, nil, zk.FlagContainer, s.acl) })
 		switch {
 		case err == nil || errors.Is(err, zk.ErrNodeExists):
 			return nil
@@ -385,31 +387,19 @@ func (s backend) Check(ctx context.Context, self queue.Contender) error {
 	return nil
 }
 
-// Gone checks every node of cs in one transaction of version checks,
-// which ZooKeeper fails at the first missing node: one request, and one
-// more after each missing node.
+// Gone reads each node of cs: a request each, reads that the server
+// answers alone. (A multi of version checks would take one request, but
+// ZooKeeper logs and replicates it as a write.)
 func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Contender, error) {
 	var gone []queue.Contender
-	for len(cs) > 0 {
-		batch := cs[:min(len(cs), 1000)] // well within the server's request size limit
-		ops := make([]any, len(batch))
-		for i, c := range batch {
-			ops[i] = &zk.CheckVersionRequest{Path: c.Key, Version: -1}
-		}
-		res, err := read(ctx, s.Session, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
-		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+	for _, c := range cs {
+		stat, err := s.stat(ctx, c.Key)
+		if err != nil {
 			return nil, err
 		}
-		i := slices.IndexFunc(res, func(r zk.MultiResponse) bool { return errors.Is(r.Error, zk.ErrNoNode) })
-		if i < 0 {
-			if err != nil {
-				return nil, err
-			}
-			cs = cs[len(batch):]
-			continue
+		if stat == nil || stat.EphemeralOwner != s.id {
+			gone = append(gone, c)
 		}
-		gone = append(gone, batch[i])
-		cs = cs[i+1:]
 	}
 	return gone, nil
 }

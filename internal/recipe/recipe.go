@@ -155,9 +155,10 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 			}
 			// Admitted by the exit alone. After a wait, make sure self is
 			// still there. If the one ahead was gone when AwaitExit first
-			// looked, the read that showed self is as fresh as a check:
-			// that saves a request on most hand-offs between two
-			// contenders, whose read at joining still sees the holder.
+			// looked, self is admitted on the read that showed it queued a
+			// moment before, as a contender admitted by a read is: that
+			// saves a request on most hand-offs between two contenders,
+			// whose read at joining still sees the holder.
 			if waited {
 				if err := l.b.Check(ctx, self); err != nil {
 					return nil, err
@@ -204,7 +205,7 @@ func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 	if l.gone(h) {
 		err = fmt.Errorf("%w: %s", turnstile.ErrLost, h.Self.Key)
 	} else {
-		t.remove(h.Self.Key, true)
+		t.leaving(h.Self)
 		err = l.b.Leave(ctx, h.Self, h.leaving)
 		if err != nil && !errors.Is(err, turnstile.ErrLost) && !errors.Is(err, turnstile.ErrSessionClosed) {
 			// The hold stays for another Release. Its delete may yet
@@ -216,7 +217,7 @@ func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 			return err
 		}
 	}
-	t.remove(h.Self.Key, false)
+	t.remove(h.Self, err) // a hold found lost is told so, if it was not yet
 	l.gate.leave()
 	return err
 }

@@ -10,67 +10,86 @@ import (
 	"github.com/turnstile-go/turnstile/internal/queue"
 )
 
-// SweepPeriod is how often a session with contenders checks that they
-// are all still queued. A contender deleted by someone else (an
-// operator's act, or another program's) is noticed within about that
-// long; the end of the session is noticed at once.
+// SweepPeriod is how often a session that holds anything checks that its
+// holds are all still queued. A hold whose contender someone else
+// deleted (an operator's act, or another program's) is told within two
+// periods and a round trip; the end of the session is told at once.
 const SweepPeriod = time.Second
 
 // Tracker notices that one of a session's holds has ended other than by
 // its own Release: its contender deleted by someone else, or its session
 // ended. A hold costs it a map entry, not a goroutine nor a watch of its
 // own: one goroutine per session checks every hold older than
-// SweepPeriod with one Backend.Gone request a period, and tells all of
-// them at once when the session ends. The goroutine runs only while the
+// SweepPeriod with one Backend.Gone call a period, and tells all of them
+// at once when the session ends. The goroutine runs only while the
 // session holds something. Waiters are not tracked: a waiter whose
 // contender is deleted learns it when it is next admitted, by the queue
 // read or Backend.Check that admission takes, and a waiter's calls end
 // with its session. The zero Tracker is ready for use.
 type Tracker struct {
 	mu       sync.Mutex
-	entries  map[string]*entry
+	entries  map[held]*entry
 	sweeping bool
 }
 
-// entry is one tracked contender.
+// held names one hold: a backend may put a key again for a later
+// contender, with a new Seq.
+type held struct {
+	key string
+	seq int64
+}
+
+// entry is one tracked hold.
 type entry struct {
 	self queue.Contender
 	lose func(error) // called at most once, outside the Tracker's lock
 	old  bool        // there at the previous sweep: due for a check
-	// leaving is set while a Leave whose outcome is unknown may have
-	// removed the contender: its absence is then no loss, but the end
-	// of the session still is.
+	// leaving is set while a Release may have removed the contender: its
+	// absence is then no loss, and it is not checked, but the end of the
+	// session still is a loss.
 	leaving bool
 }
 
+func heldBy(c queue.Contender) held { return held{c.Key, c.Seq} }
+
 // add tracks self: lose is called, once, if self leaves the queue other
-// than by Leave, or the session ends, while tracked.
+// than by Release, or the session ends, while tracked.
 func (t *Tracker) add(b Backend, self queue.Contender, lose func(error)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.entries == nil {
-		t.entries = make(map[string]*entry)
+		t.entries = make(map[held]*entry)
 	}
-	t.entries[self.Key] = &entry{self: self, lose: lose}
+	t.entries[heldBy(self)] = &entry{self: self, lose: lose}
 	if !t.sweeping {
 		t.sweeping = true
 		go t.sweep(b)
 	}
 }
 
-// remove stops tracking key. With leaving set it goes on telling only of
-// the session's end, for a Leave that may or may not have landed.
-func (t *Tracker) remove(key string, leaving bool) {
+// leaving marks self as being released: from now on only the end of the
+// session is a loss.
+func (t *Tracker) leaving(self queue.Contender) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e, ok := t.entries[key]; ok && leaving {
+	if e, ok := t.entries[heldBy(self)]; ok {
 		e.leaving = true
-	} else {
-		delete(t.entries, key)
 	}
 }
 
-// sweep runs while the session has contenders.
+// remove stops tracking self, released. With err, self was found lost
+// instead, and is told so now if it has not been.
+func (t *Tracker) remove(self queue.Contender, err error) {
+	t.mu.Lock()
+	e, ok := t.entries[heldBy(self)]
+	delete(t.entries, heldBy(self))
+	t.mu.Unlock()
+	if ok && err != nil {
+		e.lose(err)
+	}
+}
+
+// sweep runs while the session holds something.
 func (t *Tracker) sweep(b Backend) {
 	tick := time.NewTicker(SweepPeriod)
 	defer tick.Stop()
@@ -97,9 +116,9 @@ func (t *Tracker) sweep(b Backend) {
 	}
 }
 
-// due returns the contenders that were there at the previous sweep, and
-// marks the rest for the next; nil, once there are none left, ends the
-// sweep.
+// due returns the holds that were there at the previous sweep and are not
+// being released, and marks the rest for the next; nil, once there are
+// none left, ends the sweep.
 func (t *Tracker) due() []queue.Contender {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -109,7 +128,7 @@ func (t *Tracker) due() []queue.Contender {
 	}
 	due := []queue.Contender{}
 	for _, e := range t.entries {
-		if e.old {
+		if e.old && !e.leaving {
 			due = append(due, e.self)
 		}
 		e.old = true
@@ -117,16 +136,15 @@ func (t *Tracker) due() []queue.Contender {
 	return due
 }
 
-// lose tells the contenders found gone, if they are still tracked.
+// lose tells the holds found gone, if they are still tracked and not
+// being released.
 func (t *Tracker) lose(gone []queue.Contender) {
 	var lost []*entry
 	t.mu.Lock()
 	for _, c := range gone {
-		if e, ok := t.entries[c.Key]; ok && e.self.Seq == c.Seq {
-			delete(t.entries, c.Key)
-			if !e.leaving {
-				lost = append(lost, e)
-			}
+		if e, ok := t.entries[heldBy(c)]; ok && !e.leaving {
+			delete(t.entries, heldBy(c))
+			lost = append(lost, e)
 		}
 	}
 	t.mu.Unlock()
@@ -135,7 +153,7 @@ func (t *Tracker) lose(gone []queue.Contender) {
 	}
 }
 
-// endAll tells every contender that the session has ended.
+// endAll tells every hold that the session has ended.
 func (t *Tracker) endAll(b Backend) {
 	t.mu.Lock()
 	entries := t.entries

@@ -98,7 +98,7 @@ func (m *Mutex) Sequencer() turnstile.Sequencer {
 // Lost returns a channel closed when the current hold ends other than by
 // Unlock: at once when its session ends (expired, or presumed expired
 // because the client could not hear from the server for a session
-// timeout or TTL), and within about a second when someone else deletes
+// timeout or TTL), and within two seconds when someone else deletes
 // its node or key. It returns nil, a channel that never closes, when
 // nothing is held.
 func (m *Mutex) Lost() <-chan struct{} {

@@ -140,7 +140,7 @@ func (rw *RWMutex) Mode() turnstile.Kind {
 }
 
 // Lost returns a channel closed when the current hold ends other than by
-// release: at once when its session ends, and within about a second when
+// release: at once when its session ends, and within two seconds when
 // someone else deletes its node or key. It returns nil, a channel that
 // never closes, when nothing is held.
 func (rw *RWMutex) Lost() <-chan struct{} {

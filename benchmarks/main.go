@@ -58,6 +58,7 @@ func main() {
 	flag.IntVar(&o.Seeders, "seeders", o.Seeders, "history: contenders that make the past holds, taking turns")
 	flag.IntVar(&o.HistoryPairs, "history-pairs", o.HistoryPairs, "history: Lock+Unlock `pairs` per round alone, and as many beside an unrelated Put loop")
 	names := flag.String("names", join(o.Names), "names: numbers of names on a session, comma-separated")
+	flag.IntVar(&o.NamesRounds, "names-rounds", o.NamesRounds, "names: `runs` of each contestant per size, in alternating order")
 	flag.DurationVar(&o.NamesWindow, "names-window", o.NamesWindow, "names: how long a round loops")
 	flag.IntVar(&o.Held, "held", o.Held, "cost: locks held at once on one session")
 	chart := flag.String("chart", "benchmarks/chart.svg", "where to write the chart (empty: nowhere); only the matrix draws one")
@@ -179,8 +180,8 @@ func run(ctx context.Context, o bench.Options, servers, scenarios []string, char
 			"except the uncontended latencies, which pool every pair of every round. "+
 			"A ratio is turnstile's figure divided by the baseline's.\n\n", o.Rounds)
 	} else {
-		fmt.Printf("Each contestant ran %d rounds per scenario, in alternating order; what each table's figures are is said above it. "+
-			"A ratio is turnstile's figure divided by the baseline's.\n\n", o.Rounds)
+		fmt.Printf("Each contestant ran %d rounds per scenario (%d per size of names), in alternating order; "+
+			"what each table's figures are is said above it. A ratio is turnstile's figure divided by the baseline's.\n\n", o.Rounds, o.NamesRounds)
 	}
 	bench.Markdown(os.Stdout, results)
 	if chart == "" || !matrix {

@@ -81,6 +81,7 @@ type Options struct {
 	Seeders      int           // History: the contenders that make the past holds together
 	HistoryPairs int           // History: Lock+Unlock pairs per round, alone and again beside the Puts
 	Names        []int         // Names: the numbers of names on a session
+	NamesRounds  int           // Names: rounds of each contestant
 	NamesWindow  time.Duration // Names: how long a round loops
 	Held         int           // Cost: the locks held at once on one session
 }
@@ -90,7 +91,7 @@ type Options struct {
 func Defaults() Options {
 	return Options{Rounds: 5, Pairs: 300, Window: 500 * time.Millisecond, Ns: []int{1, 8, 64, 256}, Drains: []int{8, 64, 256},
 		Depths: []int{0, 10000, 50000}, Seeders: 1, HistoryPairs: 100,
-		Names: []int{1000, 10000}, NamesWindow: 5 * time.Second, Held: 1000}
+		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000}
 }
 
 // The contestants' indexes in a Server's Contestants.

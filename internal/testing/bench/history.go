@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,8 @@ const idle = Herd
 // loops o.HistoryPairs pairs alone, for latency and CPU, then as many
 // again while another client Puts an unrelated key; rounds alternate
 // with one that times the Puts alone. A depth's measurement adds its own
-// holds to the name: 2·o.HistoryPairs+1 per round.
+// holds to the name, 2·o.HistoryPairs+1 per round, so that a depth below
+// the holds made already is measured at those.
 func (s *Server) History(ctx context.Context, o Options, progress func(string)) ([]Depth, error) {
 	if s.Put == nil {
 		return nil, fmt.Errorf("no history scenario on %s", s.Name)
@@ -39,17 +41,19 @@ func (s *Server) History(ctx context.Context, o Options, progress func(string)) 
 	var holds [2]int
 	unrelated := Name() + "-unrelated"
 	var depths []Depth
-	for _, depth := range o.Depths {
+	for _, depth := range slices.Sorted(slices.Values(o.Depths)) {
 		for i := range 2 {
 			start := time.Now()
 			n := depth - holds[i]
 			if err := s.seed(ctx, s.Contestants[i], names[i], n, o.Seeders); err != nil {
 				return depths, fmt.Errorf("%s: %d past holds: %w", s.Contestants[i].Name, depth, err)
 			}
-			holds[i] = max(holds[i], depth)
-			progress(fmt.Sprintf("%s history: %s seeded to %d holds (%d more) in %v", s.Name, s.Contestants[i].Name, depth, max(n, 0), time.Since(start).Round(time.Millisecond)))
+			holds[i] += max(n, 0)
+			progress(fmt.Sprintf("%s history: %s seeded to %d holds (%d more) in %v", s.Name, s.Contestants[i].Name, holds[i], max(n, 0), time.Since(start).Round(time.Millisecond)))
 		}
-		d := Depth{Holds: depth}
+		// Both have made the same holds, the past ones and those of the
+		// measurements so far.
+		d := Depth{Holds: holds[Ours]}
 		var took, puts [3][]float64
 		var cpus [2][]float64
 		start := time.Now()

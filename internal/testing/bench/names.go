@@ -37,12 +37,13 @@ const (
 	errorPause  = 100 * time.Millisecond
 )
 
-// ManyNames runs rounds of names names with contenders sessions, each
-// looping Lock+Unlock on every name for o.NamesWindow.
+// ManyNames runs o.NamesRounds rounds of each contestant, of names names
+// with contenders sessions, each looping Lock+Unlock on every name for
+// o.NamesWindow.
 func (s *Server) ManyNames(ctx context.Context, o Options, names, contenders int) (ManyNames, error) {
 	m := ManyNames{Names: names, Contenders: contenders}
 	var rates, cpus, requests, never [2][]float64
-	err := alternateAmong([]int{Ours, Baseline}, o.Rounds, func(i int) error {
+	err := alternateAmong([]int{Ours, Baseline}, o.NamesRounds, func(i int) error {
 		r, err := s.namesRound(ctx, s.Contestants[i], names, contenders, o.NamesWindow)
 		if err != nil {
 			return fmt.Errorf("%s, %d names × %d: %w", s.Contestants[i].Name, names, contenders, err)

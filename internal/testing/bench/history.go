@@ -54,14 +54,14 @@ func (s *Server) History(ctx context.Context, o Options, progress func(string)) 
 		// Both have made the same holds, the past ones and those of the
 		// measurements so far.
 		d := Depth{Holds: holds[Ours]}
-		var took, puts [3][]float64
-		var cpus [2][]float64
+		var took, cpus [2][]float64
+		var puts [3][]float64 // [idle]: with no lock traffic
 		start := time.Now()
 		err := alternateAmong([]int{Ours, Baseline, idle}, o.Rounds, func(i int) error {
 			if i == idle {
 				n := 0
-				took, err := s.puts(ctx, unrelated, func() bool { n++; return n > 2*o.HistoryPairs })
-				puts[idle] = append(puts[idle], took...)
+				p, err := s.puts(ctx, unrelated, func() bool { n++; return n > 2*o.HistoryPairs })
+				puts[idle] = append(puts[idle], p...)
 				return err
 			}
 			pairs, cpu, put, err := s.loop(ctx, s.Contestants[i], names[i], o.HistoryPairs, unrelated)

@@ -19,7 +19,9 @@ type Depth struct {
 	P50     [2]float64 // Lock+Unlock p50 (ms), every pair of every round
 	CPU     [2]float64 // the client's CPU per Lock+Unlock (µs), median of rounds
 	PutP50  [2]float64 // an unrelated Put's p50 (ms) while the lock loops
+	PutP99  [2]float64 // its p99 (ms)
 	IdleP50 float64    // the same Put's p50 (ms) with no lock traffic
+	IdleP99 float64    // its p99 (ms)
 }
 
 // idle is the slot of a history round without lock traffic.
@@ -75,9 +77,10 @@ func (s *Server) History(ctx context.Context, o Options, progress func(string)) 
 			return nil
 		})
 		for i := range 2 {
-			d.P50[i], d.CPU[i], d.PutP50[i] = Quantile(took[i], 0.5), Quantile(cpus[i], 0.5), Quantile(puts[i], 0.5)
+			d.P50[i], d.CPU[i] = Quantile(took[i], 0.5), Quantile(cpus[i], 0.5)
+			d.PutP50[i], d.PutP99[i] = Quantile(puts[i], 0.5), Quantile(puts[i], 0.99)
 		}
-		d.IdleP50 = Quantile(puts[idle], 0.5)
+		d.IdleP50, d.IdleP99 = Quantile(puts[idle], 0.5), Quantile(puts[idle], 0.99)
 		depths = append(depths, d)
 		progress(fmt.Sprintf("%s history: measured at %d holds in %v", s.Name, depth, time.Since(start).Round(time.Millisecond)))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,9 +18,10 @@ import (
 // loops Lock and Unlock until the round ends.
 type ManyNames struct {
 	Names, Contenders int
-	PerSec            [2]float64 // Lock+Unlock pairs per second, all names together; median of rounds
+	PerSec            [2]float64 // Lock+Unlock pairs per second, all names together, after the warm-up; median of rounds
 	CPU               [2]float64 // the client's CPU per pair (µs); median of rounds
 	Requests          [2]float64 // server requests per pair; median of rounds
+	FirstHolds        [2]float64 // seconds from the start until every value had held once, +Inf if not within warmUpWindows windows; median of rounds
 	NeverHeld         [2]float64 // values that never held their lock in the round; median of rounds
 	// Counts, in all rounds together.
 	Errors     [2]int // Lock and Unlock errors, other than a Lock ended by the round's end, and Overloaded
@@ -28,6 +30,9 @@ type ManyNames struct {
 }
 
 const (
+	// warmUpWindows bounds, in windows, the wait for every value's
+	// first hold before a round counts.
+	warmUpWindows = 4
 	// wedgedAfter is how long after a round's end a value may take to
 	// return.
 	wedgedAfter = 10 * time.Second
@@ -38,11 +43,12 @@ const (
 )
 
 // ManyNames runs o.NamesRounds rounds of each contestant, of names names
-// with contenders sessions, each looping Lock+Unlock on every name for
-// o.NamesWindow.
+// with contenders sessions, a value of each on every name looping
+// Lock+Unlock. A round counts for o.NamesWindow, once every value has
+// held once or warmUpWindows windows have passed.
 func (s *Server) ManyNames(ctx context.Context, o Options, names, contenders int) (ManyNames, error) {
 	m := ManyNames{Names: names, Contenders: contenders}
-	var rates, cpus, requests, never [2][]float64
+	var rates, cpus, requests, never, first [2][]float64
 	err := alternateAmong([]int{Ours, Baseline}, o.NamesRounds, func(i int) error {
 		r, err := s.namesRound(ctx, s.Contestants[i], names, contenders, o.NamesWindow)
 		if err != nil {
@@ -52,6 +58,7 @@ func (s *Server) ManyNames(ctx context.Context, o Options, names, contenders int
 		cpus[i] = append(cpus[i], r.perPair(r.cpuMicros))
 		requests[i] = append(requests[i], r.perPair(r.requests))
 		never[i] = append(never[i], float64(r.neverHeld))
+		first[i] = append(first[i], r.firstHolds)
 		m.Errors[i] += r.errors
 		m.Overloaded[i] += r.overloaded
 		m.Wedged[i] += r.wedged
@@ -59,7 +66,7 @@ func (s *Server) ManyNames(ctx context.Context, o Options, names, contenders int
 	})
 	for i := range 2 {
 		m.PerSec[i], m.CPU[i], m.Requests[i] = Quantile(rates[i], 0.5), Quantile(cpus[i], 0.5), Quantile(requests[i], 0.5)
-		m.NeverHeld[i] = Quantile(never[i], 0.5)
+		m.NeverHeld[i], m.FirstHolds[i] = Quantile(never[i], 0.5), Quantile(first[i], 0.5)
 	}
 	return m, err
 }
@@ -71,6 +78,7 @@ type namesRound struct {
 	cpuMicros, requests        float64 // in all
 	errors, overloaded, wedged int
 	neverHeld                  int
+	firstHolds                 float64 // seconds until every value had held, +Inf if not in the warm-up
 }
 
 func (r namesRound) perSec() float64 { return float64(r.pairs) / r.seconds }
@@ -83,7 +91,7 @@ func (r namesRound) perPair(v float64) float64 {
 }
 
 // namesRound opens contenders sessions of c, a value for each of names
-// fresh names on each, and has every value loop for window.
+// fresh names on each, and has every value loop until the round ends.
 func (s *Server) namesRound(ctx context.Context, c Contestant, names, contenders int, window time.Duration) (namesRound, error) {
 	var r namesRound
 	base := Name()
@@ -110,19 +118,44 @@ func (s *Server) namesRound(ctx context.Context, c Contestant, names, contenders
 	if err != nil {
 		return r, err
 	}
-	round, end := context.WithTimeout(ctx, window)
+	round, end := context.WithCancel(ctx)
 	defer end()
 	var t tally
 	var wg sync.WaitGroup
-	cpu0, start := cpuTime(), time.Now()
+	start := time.Now()
 	for _, l := range ls {
 		wg.Go(func() { t.loop(round, ctx, l) })
 	}
-	<-round.Done()
-	r.pairs, r.seconds, r.cpuMicros = int(t.pairs.Load()), time.Since(start).Seconds(), float64((cpuTime() - cpu0).Microseconds())
-	r.neverHeld = len(ls) - int(t.held.Load())
+	// Every value's first Lock goes out at once: the count starts once
+	// each has held, or after warmUpWindows windows however many have.
+	r.firstHolds = math.Inf(1)
+	tick := time.NewTicker(pollInterval)
+	for int(t.held.Load()) < len(ls) && time.Since(start) < warmUpWindows*window {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
+	}
+	tick.Stop()
+	if int(t.held.Load()) == len(ls) {
+		r.firstHolds = time.Since(start).Seconds()
+	}
+	before, err := s.Read(ctx)
+	if err != nil {
+		return r, err
+	}
+	pairs0, cpu0, t0 := t.pairs.Load(), cpuTime(), time.Now()
+	select {
+	case <-time.After(window):
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+	r.pairs, r.seconds, r.cpuMicros = int(t.pairs.Load()-pairs0), time.Since(t0).Seconds(), float64((cpuTime() - cpu0).Microseconds())
 	after, err := s.Read(ctx)
-	r.requests = after.Requests - idle.Requests
+	end()
+	r.neverHeld = len(ls) - int(t.held.Load())
+	r.requests = after.Requests - before.Requests
 	returned := make(chan struct{})
 	go func() { wg.Wait(); close(returned) }()
 	select {

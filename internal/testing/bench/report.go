@@ -99,9 +99,10 @@ func cost(w io.Writer, r Result) {
 
 // manyNames writes the rounds of many names on one session or two.
 func manyNames(w io.Writer, r Result) {
-	fmt.Fprintf(w, "Many names: every name locked by one value per session, all starting at once, each looping Lock+Unlock for the round; "+
-		"the rates count every pair of the round, the first ones too; rates, CPU, requests and values that never held are medians of rounds, "+
-		"errors and wedged values are counted in all rounds together.\n\n")
+	fmt.Fprintf(w, "Many names: every name locked by one value per session, all starting at once, each looping Lock+Unlock. "+
+		"A round counts pairs, CPU and requests for a window once every value has held (– where that took over %d windows), "+
+		"and counts errors and wedged values (still in a call %v after the round, or failing Unlock %d times) from its start; "+
+		"counts are of all rounds together, the rest medians of rounds.\n\n", warmUpWindows, wedgedAfter, unlockTries)
 	var rows [][]string
 	for _, m := range r.ManyNames {
 		n := fmt.Sprintf("%d × %d", m.Names, m.Contenders)
@@ -109,6 +110,7 @@ func manyNames(w io.Writer, r Result) {
 			row2(n+": Lock+Unlock per second", m.PerSec),
 			row2(n+": client CPU per Lock+Unlock (µs)", m.CPU),
 			row2(n+": server requests per Lock+Unlock", m.Requests),
+			row2(n+": seconds until every value had held", m.FirstHolds),
 			row2(n+": values that never held", m.NeverHeld),
 			count(n+": errors", m.Errors),
 			count(n+": refused as too many requests", m.Overloaded),
@@ -136,7 +138,9 @@ func history(w io.Writer, r Result) {
 			grown("Lock+Unlock p50 (ms)", func(d Depth) [2]float64 { return d.P50 }),
 			grown("client CPU per Lock+Unlock (µs)", func(d Depth) [2]float64 { return d.CPU }),
 			grown("unrelated Put p50 (ms) meanwhile", func(d Depth) [2]float64 { return d.PutP50 }),
-			grown(fmt.Sprintf("unrelated Put p50 ÷ its %s ms with no lock traffic", num(d.IdleP50)), put))
+			grown(fmt.Sprintf("unrelated Put p50 ÷ its %s ms with no lock traffic", num(d.IdleP50)), put),
+			grown(fmt.Sprintf("unrelated Put p99 (ms) meanwhile (%s with no lock traffic)", num(d.IdleP99)),
+				func(d Depth) [2]float64 { return d.PutP99 }))
 	}
 	table(w, head, rows)
 }
@@ -158,7 +162,7 @@ func count(label string, v [2]int) []string {
 
 // ratio is a ÷ b, where both are figures a ratio means something for.
 func ratio(a, b float64) string {
-	if b <= 0 || a < 0 || math.IsNaN(a) || math.IsNaN(b) {
+	if b <= 0 || a < 0 || math.IsNaN(a) || math.IsNaN(b) || math.IsInf(a, 0) || math.IsInf(b, 0) {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f", a/b)
@@ -181,7 +185,7 @@ func row(label string, v [3]float64) []string {
 // would only be noise.
 func num(v float64) string {
 	switch a := math.Abs(v); {
-	case math.IsNaN(v):
+	case math.IsNaN(v), math.IsInf(v, 0):
 		return "–"
 	case v == 0:
 		return "0"

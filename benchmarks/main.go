@@ -8,22 +8,33 @@
 //	go run ./benchmarks > results.md
 //
 // The defaults take about seven minutes on two cores; -long measures
-// longer and more often.
+// longer and more often. -scenarios adds what a lock costs the client
+// (cost), many names on a session (names) and the cost of a name's
+// history on etcd (history); those run etcd in a process of its own, so
+// that the client's CPU, allocations and goroutines are this process's.
+//
+//	go run ./benchmarks -scenarios cost,names,history
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/turnstile-go/turnstile/internal/testing/bench"
 	"github.com/turnstile-go/turnstile/internal/testing/embedetcd"
@@ -42,19 +53,41 @@ func main() {
 		return nil
 	})
 	servers := flag.String("servers", "zookeeper,etcd", "the servers to run, comma-separated")
-	chart := flag.String("chart", "benchmarks/chart.svg", "where to write the chart (empty: nowhere)")
+	scenarios := flag.String("scenarios", "matrix", "the scenarios to run, comma-separated, of "+strings.Join(bench.Scenarios, ",")+" (history on etcd only)")
+	depths := flag.String("depths", join(o.Depths), "history: past holds on the name before each measurement, comma-separated")
+	flag.IntVar(&o.Seeders, "seeders", o.Seeders, "history: contenders that make the past holds, taking turns")
+	flag.IntVar(&o.HistoryPairs, "history-pairs", o.HistoryPairs, "history: Lock+Unlock `pairs` per round alone, and as many beside an unrelated Put loop")
+	names := flag.String("names", join(o.Names), "names: numbers of names on a session, comma-separated")
+	flag.IntVar(&o.NamesRounds, "names-rounds", o.NamesRounds, "names: `runs` of each contestant per size, in alternating order")
+	flag.DurationVar(&o.NamesWindow, "names-window", o.NamesWindow, "names: how long a round loops")
+	flag.IntVar(&o.Held, "held", o.Held, "cost: locks held at once on one session")
+	chart := flag.String("chart", "benchmarks/chart.svg", "where to write the chart (empty: nowhere); only the matrix draws one")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to `file`, labelled by contestant")
+	serve := flag.Bool("serve-etcd", false, "serve as the etcd member of a run, not run one (the command starts itself so)")
 	flag.Parse()
+	if *serve {
+		if err := serveEtcd(); err != nil {
+			fmt.Fprintln(os.Stderr, "etcd:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var err error
-	if o.Ns, err = ints(*ns); err == nil {
-		o.Drains, err = ints(*drains)
+	if o.Ns, err = ints(*ns, 1); err == nil {
+		if o.Drains, err = ints(*drains, 1); err == nil {
+			if o.Depths, err = ints(*depths, 0); err == nil {
+				o.Names, err = ints(*names, 1)
+			}
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err = profile(*cpuprofile, func() error { return run(ctx, o, strings.Split(*servers, ","), *chart) })
+	err = profile(*cpuprofile, func() error {
+		return run(ctx, o, strings.Split(*servers, ","), strings.Split(*scenarios, ","), *chart)
+	})
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchmarks:", err)
@@ -91,19 +124,20 @@ func join(v []int) string {
 	return strings.Join(s, ",")
 }
 
-func ints(s string) ([]int, error) {
+// ints reads a list of numbers, none below least.
+func ints(s string, least int) ([]int, error) {
 	var v []int
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' }) {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q: not a list of positive numbers", s)
+		if err != nil || n < least {
+			return nil, fmt.Errorf("%q: not a list of numbers from %d up", s, least)
 		}
 		v = append(v, n)
 	}
 	return v, nil
 }
 
-func run(ctx context.Context, o bench.Options, servers []string, chart string) error {
+func run(ctx context.Context, o bench.Options, servers, scenarios []string, chart string) error {
 	dir, err := os.MkdirTemp("", "turnstile-bench")
 	if err != nil {
 		return err
@@ -112,26 +146,45 @@ func run(ctx context.Context, o bench.Options, servers []string, chart string) e
 	start := time.Now()
 	var results []bench.Result
 	for _, name := range servers {
-		srv, stop, err := launch(ctx, name, dir)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		var result *bench.Result
+		for _, scenario := range scenarios {
+			if scenario == "history" && name != "etcd" {
+				continue
+			}
+			srv, stop, err := launch(ctx, name, dir, scenario != "matrix")
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			r, err := srv.Scenario(ctx, o, scenario, func(done string) { fmt.Fprintln(os.Stderr, done) })
+			srv.Close()
+			stop()
+			if err != nil {
+				return err
+			}
+			if result == nil {
+				result = &r
+			} else {
+				result.Merge(r)
+			}
 		}
-		r, err := srv.Run(ctx, o, func(done string) { fmt.Fprintln(os.Stderr, done) })
-		srv.Close()
-		stop()
-		if err != nil {
-			return err
+		if result != nil {
+			results = append(results, *result)
 		}
-		results = append(results, r)
 	}
+	matrix := slices.Contains(scenarios, "matrix")
 	fmt.Printf("Run with `go run ./benchmarks %s` in %v, on %d cores (%s), %s, %s/%s; clients: %s.\n\n",
 		strings.Join(os.Args[1:], " "), time.Since(start).Round(time.Second),
 		runtime.NumCPU(), cpu(), runtime.Version(), runtime.GOOS, runtime.GOARCH, clients())
-	fmt.Printf("Every figure is the median of %d rounds per contestant, run in alternating order, "+
-		"except the uncontended latencies, which pool every pair of every round. "+
-		"A ratio is turnstile's figure divided by the baseline's.\n\n", o.Rounds)
+	if matrix {
+		fmt.Printf("Every figure is the median of %d rounds per contestant, run in alternating order, "+
+			"except the uncontended latencies, which pool every pair of every round. "+
+			"A ratio is turnstile's figure divided by the baseline's.\n\n", o.Rounds)
+	} else {
+		fmt.Printf("Each contestant ran %d rounds per scenario (%d per size of names), in alternating order; "+
+			"what each table's figures are is said above it. A ratio is turnstile's figure divided by the baseline's.\n\n", o.Rounds, o.NamesRounds)
+	}
 	bench.Markdown(os.Stdout, results)
-	if chart == "" {
+	if chart == "" || !matrix {
 		return nil
 	}
 	f, err := os.Create(chart)
@@ -142,9 +195,10 @@ func run(ctx context.Context, o bench.Options, servers []string, chart string) e
 	return f.Close()
 }
 
-// launch starts a server: ZooKeeper with its data under dir, etcd in this
-// process with its data in a temporary directory of its own.
-func launch(ctx context.Context, name, dir string) (*bench.Server, func(), error) {
+// launch starts a server: ZooKeeper with its data under dir, etcd with
+// its data in a temporary directory of its own, in this process or, if
+// apart, in a process of its own.
+func launch(ctx context.Context, name, dir string, apart bool) (*bench.Server, func(), error) {
 	switch name {
 	case "zookeeper":
 		c, err := zktest.Launch(dir, 1)
@@ -158,7 +212,11 @@ func launch(ctx context.Context, name, dir string) (*bench.Server, func(), error
 		}
 		return srv, c.Stop, nil
 	case "etcd":
-		endpoint, stop, err := embedetcd.StartTemp()
+		start := embedetcd.StartTemp
+		if apart {
+			start = startEtcd
+		}
+		endpoint, stop, err := start()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -170,6 +228,56 @@ func launch(ctx context.Context, name, dir string) (*bench.Server, func(), error
 		return srv, stop, nil
 	}
 	return nil, nil, fmt.Errorf("no server %q: zookeeper or etcd", name)
+}
+
+// startEtcd starts this command again as an etcd member (-serve-etcd),
+// and returns its client address once it serves. stop closes its
+// standard input, on which it ends, and waits for it.
+func startEtcd() (endpoint string, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "-serve-etcd")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		in.Close()
+		cmd.Wait()
+		return "", nil, fmt.Errorf("starting etcd apart: %w", err)
+	}
+	return strings.TrimSpace(line), func() { in.Close(); cmd.Wait() }, nil
+}
+
+// serveEtcd is the command as started by startEtcd: a member with its
+// data in a temporary directory, which never compacts its history, as
+// etcd's default is. It prints its client address, and serves until its
+// standard input ends.
+func serveEtcd() error {
+	dir, err := os.MkdirTemp("", "turnstile-etcd")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	server, addr, err := embedetcd.Start(dir, func(cfg *embed.Config) { cfg.AutoCompactionRetention = "0" })
+	if err != nil {
+		return err
+	}
+	defer server.Close()
+	fmt.Println(addr)
+	_, err = io.Copy(io.Discard, os.Stdin)
+	return err
 }
 
 // cpu names the processor, for the record.

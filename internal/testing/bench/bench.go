@@ -31,6 +31,9 @@ type Contestant struct {
 	// of its own. close ends the sessions, which fails any Lock still
 	// waiting, and returns once they have ended.
 	Open func(ctx context.Context, name string, n int) (lockers []Locker, close func(), err error)
+	// Session opens one session, over which lock returns a contender for
+	// any name; close ends the session. The herd has none.
+	Session func(ctx context.Context) (lock func(name string) Locker, close func(), err error)
 }
 
 // Counters are a server's own counts, read from its monitoring.
@@ -59,7 +62,10 @@ type Server struct {
 	Read func(ctx context.Context) (Counters, error)
 	// Queued returns how many contenders the server holds under a name.
 	Queued func(ctx context.Context, name string) (int, error)
-	// Close releases what Read and Queued use.
+	// Put writes key through a client of its own that no lock uses, or
+	// is nil where the history scenario does not run.
+	Put func(ctx context.Context, key string) error
+	// Close releases what Read, Queued and Put use.
 	Close func()
 }
 
@@ -70,12 +76,22 @@ type Options struct {
 	Window time.Duration // how long a contended round counts hand-offs
 	Ns     []int         // the numbers of contenders Run has contend
 	Drains []int         // the queue lengths Run drains
+
+	Depths       []int         // History: the past holds on a name before each measurement
+	Seeders      int           // History: the contenders that make the past holds together
+	HistoryPairs int           // History: Lock+Unlock pairs per round, alone and again beside the Puts
+	Names        []int         // Names: the numbers of names on a session
+	NamesRounds  int           // Names: rounds of each contestant
+	NamesWindow  time.Duration // Names: how long a round loops
+	Held         int           // Cost: the locks held at once on one session
 }
 
 // Defaults are what a run measures unless told otherwise: a few minutes
 // on two cores for both servers.
 func Defaults() Options {
-	return Options{Rounds: 5, Pairs: 300, Window: 500 * time.Millisecond, Ns: []int{1, 8, 64, 256}, Drains: []int{8, 64, 256}}
+	return Options{Rounds: 5, Pairs: 300, Window: 500 * time.Millisecond, Ns: []int{1, 8, 64, 256}, Drains: []int{8, 64, 256},
+		Depths: []int{0, 10000, 50000}, Seeders: 1, HistoryPairs: 100,
+		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000}
 }
 
 // The contestants' indexes in a Server's Contestants.
@@ -116,22 +132,24 @@ type Drain struct {
 	Work   [3]Counters // in all, not per hand-off
 }
 
-// Result is every scenario on one server.
+// Result is every scenario run on one server.
 type Result struct {
 	Server, Version string
 	Names           [3]string // the contestants'
+	Matrix          bool      // Uncontended, Contended and Drains were measured
 	Uncontended     Uncontended
 	Contended       []Contended
 	Drains          []Drain
+	History         []Depth     // on etcd
+	ManyNames       []ManyNames // by names, then contenders per name
+	Cost            *Cost
 }
 
 // Run runs every scenario that o names, and tells progress what it has
 // done.
 func (s *Server) Run(ctx context.Context, o Options, progress func(string)) (Result, error) {
-	r := Result{Server: s.Name, Version: s.Version}
-	for i, c := range s.Contestants {
-		r.Names[i] = c.Name
-	}
+	r := s.result()
+	r.Matrix = true
 	type step struct {
 		what string
 		run  func() error
@@ -173,6 +191,76 @@ func (s *Server) Run(ctx context.Context, o Options, progress func(string)) (Res
 	return r, nil
 }
 
+// Scenarios names what Scenario runs: the matrix that Run runs
+// (uncontended, contended, drains), then what a lock costs the client,
+// many names on a session, and a name's history (on etcd only).
+var Scenarios = []string{"matrix", "cost", "names", "history"}
+
+// Scenario runs the scenario called name, one of Scenarios, and tells
+// progress what it has done.
+func (s *Server) Scenario(ctx context.Context, o Options, name string, progress func(string)) (Result, error) {
+	r := s.result()
+	timed := func(what string, f func() error) error {
+		start := time.Now()
+		err := f()
+		progress(fmt.Sprintf("%s %s: %v", s.Name, what, time.Since(start).Round(time.Millisecond)))
+		return err
+	}
+	switch name {
+	case "matrix":
+		return s.Run(ctx, o, progress)
+	case "cost":
+		return r, timed("cost", func() error {
+			c, err := s.Cost(ctx, o)
+			r.Cost = &c
+			return err
+		})
+	case "names":
+		for _, n := range o.Names {
+			for contenders := 1; contenders <= 2; contenders++ {
+				err := timed(fmt.Sprintf("names, %d × %d", n, contenders), func() error {
+					m, err := s.ManyNames(ctx, o, n, contenders)
+					r.ManyNames = append(r.ManyNames, m)
+					return err
+				})
+				if err != nil {
+					return r, err
+				}
+			}
+		}
+		return r, nil
+	case "history":
+		return r, timed("history", func() (err error) {
+			r.History, err = s.History(ctx, o, progress)
+			return err
+		})
+	}
+	return r, fmt.Errorf("no scenario %q: one of %v", name, Scenarios)
+}
+
+// Merge adds to r what o measured on the same server.
+func (r *Result) Merge(o Result) {
+	if o.Matrix {
+		r.Matrix, r.Uncontended, r.Contended, r.Drains = true, o.Uncontended, o.Contended, o.Drains
+	}
+	if o.Cost != nil {
+		r.Cost = o.Cost
+	}
+	r.ManyNames = append(r.ManyNames, o.ManyNames...)
+	if o.History != nil {
+		r.History = o.History
+	}
+}
+
+// result is a Result with nothing measured yet.
+func (s *Server) result() Result {
+	r := Result{Server: s.Name, Version: s.Version}
+	for i, c := range s.Contestants {
+		r.Names[i] = c.Name
+	}
+	return r
+}
+
 // Name returns a lock name no other run uses.
 func Name() string {
 	var b [6]byte
@@ -183,7 +271,13 @@ func Name() string {
 // alternate runs each contestant rounds times, in the order 0 1 2, 2 1 0,
 // 0 1 2, ... so that no contestant always runs first or last.
 func alternate(rounds int, run func(contestant int) error) error {
-	order := []int{Ours, Baseline, Herd}
+	return alternateAmong([]int{Ours, Baseline, Herd}, rounds, run)
+}
+
+// alternateAmong runs each of order rounds times, the order reversed
+// after each round.
+func alternateAmong(order []int, rounds int, run func(contestant int) error) error {
+	order = slices.Clone(order)
 	for range rounds {
 		for _, i := range order {
 			if err := run(i); err != nil {

@@ -26,14 +26,8 @@ func Etcd(endpoint string) (*Server, error) {
 		Name:    "etcd",
 		Version: version.Version,
 		Contestants: [3]Contestant{
-			{Name: "turnstile", Open: openEtcd(endpoint, func(cli *clientv3.Client) (*etcdlock.Session, error) {
-				return etcdlock.NewSession(cli, etcdlock.WithTTL(lifetime))
-			}, func(s *etcdlock.Session, name string) Locker {
-				return etcdlock.NewMutex(s, name)
-			})},
-			{Name: "concurrency.Mutex", Open: openEtcd(endpoint, leased, func(s *concurrency.Session, name string) Locker {
-				return concurrency.NewMutex(s, name)
-			})},
+			{Name: "turnstile", Open: openEtcd(endpoint, ours, oursOn), Session: etcdSession(endpoint, ours, oursOn)},
+			{Name: "concurrency.Mutex", Open: openEtcd(endpoint, leased, theirsOn), Session: etcdSession(endpoint, leased, theirsOn)},
 			{Name: "herd", Open: openEtcd(endpoint, leased, func(s *concurrency.Session, name string) Locker {
 				return &etcdHerd{cli: s.Client(), lease: s.Lease(), prefix: name + "/"}
 			})},
@@ -55,9 +49,21 @@ func Etcd(endpoint string) (*Server, error) {
 			}
 			return int(resp.Count), nil
 		},
+		Put: func(ctx context.Context, key string) error {
+			_, err := reader.Put(ctx, key, "x")
+			return err
+		},
 		Close: func() { reader.Close() },
 	}, nil
 }
+
+func ours(cli *clientv3.Client) (*etcdlock.Session, error) {
+	return etcdlock.NewSession(cli, etcdlock.WithTTL(lifetime))
+}
+
+func oursOn(s *etcdlock.Session, name string) Locker { return etcdlock.NewMutex(s, name) }
+
+func theirsOn(s *concurrency.Session, name string) Locker { return concurrency.NewMutex(s, name) }
 
 // leased is the session etcd's concurrency package offers: a lease kept
 // alive.
@@ -83,6 +89,22 @@ func openEtcd[S interface{ Close() error }](endpoint string, session func(*clien
 			return nil, nil, err
 		}
 		return ls, func() { closeAll(); cli.Close() }, nil
+	}
+}
+
+// etcdSession opens a session on a client of its own.
+func etcdSession[S interface{ Close() error }](endpoint string, session func(*clientv3.Client) (S, error), lock func(s S, name string) Locker) func(context.Context) (func(string) Locker, func(), error) {
+	return func(context.Context) (func(string) Locker, func(), error) {
+		cli, err := clientv3.New(etcdtest.ClientConfig(endpoint))
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := session(cli)
+		if err != nil {
+			cli.Close()
+			return nil, nil, err
+		}
+		return func(name string) Locker { return lock(s, name) }, func() { s.Close(); cli.Close() }, nil
 	}
 }
 

@@ -10,59 +10,162 @@ import (
 )
 
 // Markdown writes each server's results as tables: every figure beside
-// the baseline's and the herd's, and the ratio of ours to the baseline's.
+// the baseline's (and the herd's, where it runs), and the ratio of ours
+// to the baseline's.
 func Markdown(w io.Writer, results []Result) {
 	for _, r := range results {
-		head := []string{"", r.Names[Ours], r.Names[Baseline], r.Names[Herd], r.Names[Ours] + " ÷ " + r.Names[Baseline]}
 		fmt.Fprintf(w, "### %s %s\n\n", r.Server, r.Version)
-
-		fmt.Fprintf(w, "Uncontended: one contender, Lock then Unlock.\n\n")
-		u := r.Uncontended
-		table(w, head, [][]string{
-			row("Lock+Unlock per second", u.PerSec),
-			row("latency p50 (ms)", u.P50),
-			row("latency p99 (ms)", u.P99),
-			row("server requests per Lock+Unlock", pick(u.Work, requests)),
-			row("watch notifications per Lock+Unlock", pick(u.Work, notifications)),
-		})
-
-		head[0] = "N"
-		contended := func(title string, f func(Contended) [3]float64) {
-			var rows [][]string
-			for _, c := range r.Contended {
-				// No row where nothing happened, as no hand-off
-				// latency with one contender.
-				if v := f(c); v != [3]float64{} {
-					rows = append(rows, row(strconv.Itoa(c.N), v))
-				}
-			}
-			if rows != nil {
-				fmt.Fprintf(w, "%s\n\n", title)
-				table(w, head, rows)
-			}
+		if r.Matrix {
+			matrix(w, r)
 		}
-		contended("Contended: hand-offs per second among N contenders, each on a session of its own.",
-			func(c Contended) [3]float64 { return c.PerSec })
-		contended("Hand-off latency p50 (ms), from the holder's Unlock call to the next holder's Lock returning.",
-			func(c Contended) [3]float64 { return c.P50 })
-		contended("Hand-off latency p99 (ms).",
-			func(c Contended) [3]float64 { return c.P99 })
-		contended("Server requests per hand-off.",
-			func(c Contended) [3]float64 { return pick(c.Work, requests) })
-		contended("Watch notifications the server sent per hand-off.",
-			func(c Contended) [3]float64 { return pick(c.Work, notifications) })
-
-		fmt.Fprintf(w, "Drain: N waiters queued behind a holder; from the holder's Unlock until each waiter has held the lock once and released it.\n\n")
-		var rows [][]string
-		for _, d := range r.Drains {
-			n := strconv.Itoa(d.N)
-			rows = append(rows,
-				row(n+": time (ms)", d.Millis),
-				row(n+": server requests", pick(d.Work, requests)),
-				row(n+": watch notifications", pick(d.Work, notifications)))
+		if r.Cost != nil {
+			cost(w, r)
 		}
-		table(w, head, rows)
+		if r.ManyNames != nil {
+			manyNames(w, r)
+		}
+		if r.History != nil {
+			history(w, r)
+		}
 	}
+}
+
+// matrix writes the uncontended, contended and drain tables.
+func matrix(w io.Writer, r Result) {
+	head := []string{"", r.Names[Ours], r.Names[Baseline], r.Names[Herd], r.Names[Ours] + " ÷ " + r.Names[Baseline]}
+	fmt.Fprintf(w, "Uncontended: one contender, Lock then Unlock.\n\n")
+	u := r.Uncontended
+	table(w, head, [][]string{
+		row("Lock+Unlock per second", u.PerSec),
+		row("latency p50 (ms)", u.P50),
+		row("latency p99 (ms)", u.P99),
+		row("server requests per Lock+Unlock", pick(u.Work, requests)),
+		row("watch notifications per Lock+Unlock", pick(u.Work, notifications)),
+	})
+
+	head[0] = "N"
+	contended := func(title string, f func(Contended) [3]float64) {
+		var rows [][]string
+		for _, c := range r.Contended {
+			// No row where nothing happened, as no hand-off
+			// latency with one contender.
+			if v := f(c); v != [3]float64{} {
+				rows = append(rows, row(strconv.Itoa(c.N), v))
+			}
+		}
+		if rows != nil {
+			fmt.Fprintf(w, "%s\n\n", title)
+			table(w, head, rows)
+		}
+	}
+	contended("Contended: hand-offs per second among N contenders, each on a session of its own.",
+		func(c Contended) [3]float64 { return c.PerSec })
+	contended("Hand-off latency p50 (ms), from the holder's Unlock call to the next holder's Lock returning.",
+		func(c Contended) [3]float64 { return c.P50 })
+	contended("Hand-off latency p99 (ms).",
+		func(c Contended) [3]float64 { return c.P99 })
+	contended("Server requests per hand-off.",
+		func(c Contended) [3]float64 { return pick(c.Work, requests) })
+	contended("Watch notifications the server sent per hand-off.",
+		func(c Contended) [3]float64 { return pick(c.Work, notifications) })
+
+	fmt.Fprintf(w, "Drain: N waiters queued behind a holder; from the holder's Unlock until each waiter has held the lock once and released it.\n\n")
+	var rows [][]string
+	for _, d := range r.Drains {
+		n := strconv.Itoa(d.N)
+		rows = append(rows,
+			row(n+": time (ms)", d.Millis),
+			row(n+": server requests", pick(d.Work, requests)),
+			row(n+": watch notifications", pick(d.Work, notifications)))
+	}
+	table(w, head, rows)
+}
+
+// cost writes what a lock costs the client and the server's watches.
+func cost(w io.Writer, r Result) {
+	c := r.Cost
+	fmt.Fprintf(w, "Cost: per uncontended Lock+Unlock on one session, and per lock held with %d held at once on %d names over one session. "+
+		"Client figures are this process's, the server running in another.\n\n", c.Held, c.Held)
+	table(w, head2(r, ""), [][]string{
+		row2("allocations per Lock+Unlock", c.Mallocs),
+		row2("bytes allocated per Lock+Unlock", c.Bytes),
+		row2("goroutines started per Lock+Unlock", c.Goroutines),
+		row2("client CPU per Lock+Unlock (µs)", c.CPU),
+		row2("goroutines per held lock", c.HeldGoroutines),
+		row2("heap and stack bytes per held lock", c.HeldBytes),
+		row2("server watches per held lock", c.HeldWatches),
+	})
+}
+
+// manyNames writes the rounds of many names on one session or two.
+func manyNames(w io.Writer, r Result) {
+	fmt.Fprintf(w, "Many names: every name locked by one value per session, all starting at once, each looping Lock+Unlock. "+
+		"A round counts pairs, CPU and requests for a window once every value has held (– where that took over %d windows), "+
+		"and counts errors and wedged values (still in a call %v after the round, or failing Unlock %d times) from its start; "+
+		"counts are of all rounds together, the rest medians of rounds.\n\n", warmUpWindows, wedgedAfter, unlockTries)
+	var rows [][]string
+	for _, m := range r.ManyNames {
+		n := fmt.Sprintf("%d × %d", m.Names, m.Contenders)
+		rows = append(rows,
+			row2(n+": Lock+Unlock per second", m.PerSec),
+			row2(n+": client CPU per Lock+Unlock (µs)", m.CPU),
+			row2(n+": server requests per Lock+Unlock", m.Requests),
+			row2(n+": seconds until every value had held", m.FirstHolds),
+			row2(n+": values that never held", m.NeverHeld),
+			count(n+": errors", m.Errors),
+			count(n+": refused as too many requests", m.Overloaded),
+			count(n+": wedged values", m.Wedged))
+	}
+	table(w, head2(r, "names × sessions"), rows)
+}
+
+// history writes the cost of a name's past holds.
+func history(w io.Writer, r Result) {
+	fmt.Fprintf(w, "History: one contender's Lock+Unlock on a name after earlier holds of it by the same kind of lock, "+
+		"on a server that never compacts, and an unrelated client's Put meanwhile.\n\n")
+	first := r.History[0]
+	at := fmt.Sprintf(" at %d", first.Holds)
+	head := append(head2(r, "past holds"), r.Names[Ours]+" ÷ "+r.Names[Ours]+at, r.Names[Baseline]+" ÷ "+r.Names[Baseline]+at)
+	put := func(d Depth) [2]float64 { return [2]float64{d.PutP50[0] / d.IdleP50, d.PutP50[1] / d.IdleP50} }
+	var rows [][]string
+	for _, d := range r.History {
+		n := strconv.Itoa(d.Holds)
+		grown := func(label string, f func(Depth) [2]float64) []string {
+			v, v0 := f(d), f(first)
+			return append(row2(n+": "+label, v), ratio(v[0], v0[0]), ratio(v[1], v0[1]))
+		}
+		rows = append(rows,
+			grown("Lock+Unlock p50 (ms)", func(d Depth) [2]float64 { return d.P50 }),
+			grown("client CPU per Lock+Unlock (µs)", func(d Depth) [2]float64 { return d.CPU }),
+			grown("unrelated Put p50 (ms) meanwhile", func(d Depth) [2]float64 { return d.PutP50 }),
+			grown(fmt.Sprintf("unrelated Put p50 ÷ its %s ms with no lock traffic", num(d.IdleP50)), put),
+			grown(fmt.Sprintf("unrelated Put p99 (ms) meanwhile (%s with no lock traffic)", num(d.IdleP99)),
+				func(d Depth) [2]float64 { return d.PutP99 }))
+	}
+	table(w, head, rows)
+}
+
+// head2 is the head of a table of ours beside the baseline.
+func head2(r Result, first string) []string {
+	return []string{first, r.Names[Ours], r.Names[Baseline], r.Names[Ours] + " ÷ " + r.Names[Baseline]}
+}
+
+// row2 is a row of ours beside the baseline, and their ratio.
+func row2(label string, v [2]float64) []string {
+	return []string{label, num(v[Ours]), num(v[Baseline]), ratio(v[Ours], v[Baseline])}
+}
+
+// count is a row of counts, which have no ratio.
+func count(label string, v [2]int) []string {
+	return []string{label, strconv.Itoa(v[Ours]), strconv.Itoa(v[Baseline]), "–"}
+}
+
+// ratio is a ÷ b, where both are figures a ratio means something for.
+func ratio(a, b float64) string {
+	if b <= 0 || a < 0 || math.IsNaN(a) || math.IsNaN(b) || math.IsInf(a, 0) || math.IsInf(b, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", a/b)
 }
 
 func requests(c Counters) float64      { return c.Requests }
@@ -75,17 +178,15 @@ func pick(cs [3]Counters, f func(Counters) float64) [3]float64 {
 // row is a table row: the label, each contestant's figure, and ours
 // over the baseline's.
 func row(label string, v [3]float64) []string {
-	ratio := "–"
-	if v[Baseline] != 0 {
-		ratio = fmt.Sprintf("%.2f", v[Ours]/v[Baseline])
-	}
-	return []string{label, num(v[0]), num(v[1]), num(v[2]), ratio}
+	return []string{label, num(v[0]), num(v[1]), num(v[2]), ratio(v[Ours], v[Baseline])}
 }
 
 // num shows three significant digits or so, and no decimals where they
 // would only be noise.
 func num(v float64) string {
 	switch a := math.Abs(v); {
+	case math.IsNaN(v), math.IsInf(v, 0):
+		return "–"
 	case v == 0:
 		return "0"
 	case a >= 100:

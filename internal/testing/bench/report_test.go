@@ -33,7 +33,7 @@ func TestQuantile(t *testing.T) {
 }
 
 func results() []Result {
-	r := Result{Server: "ZooKeeper", Version: "3.8.0", Names: [3]string{"turnstile", "zk.Lock", "herd"}}
+	r := Result{Server: "ZooKeeper", Version: "3.8.0", Names: [3]string{"turnstile", "zk.Lock", "herd"}, Matrix: true}
 	for _, n := range []int{1, 8, 64} {
 		r.Contended = append(r.Contended, Contended{N: n, Figures: Figures{
 			PerSec: [3]float64{1000, 500, 1000 / float64(n)},

@@ -40,21 +40,25 @@ func ZooKeeper(ctx context.Context, c *zktest.Cluster) (*Server, error) {
 		conn, err := dialZK(addrs)
 		return conn, conn.Close, err
 	}
+	connect := func() (*zklock.Session, func(), error) {
+		s, err := zklock.Connect(addrs, zklock.WithSessionTimeout(lifetime))
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, closer(s), nil
+	}
+	oursOn := func(s *zklock.Session, name string) Locker { return zklock.NewMutex(s, name) }
+	theirsOn := func(conn *zk.Conn, name string) Locker {
+		return zkLock{zk.NewLock(conn, name, zk.WorldACL(zk.PermAll))}
+	}
 	var mu sync.Mutex
 	mntrs := 0.0
 	return &Server{
 		Name:    "ZooKeeper",
 		Version: version,
 		Contestants: [3]Contestant{
-			{Name: "turnstile", Open: sessions(func() (*zklock.Session, func(), error) {
-				s, err := zklock.Connect(addrs, zklock.WithSessionTimeout(lifetime))
-				return s, closer(s), err
-			}, func(s *zklock.Session, name string) Locker {
-				return zklock.NewMutex(s, name)
-			})},
-			{Name: "zk.Lock", Open: sessions(dial, func(conn *zk.Conn, name string) Locker {
-				return zkLock{zk.NewLock(conn, name, zk.WorldACL(zk.PermAll))}
-			})},
+			{Name: "turnstile", Open: sessions(connect, oursOn), Session: session(connect, oursOn)},
+			{Name: "zk.Lock", Open: sessions(dial, theirsOn), Session: session(dial, theirsOn)},
 			{Name: "herd", Open: sessions(dial, func(conn *zk.Conn, name string) Locker {
 				return &zkHerd{conn: conn, dir: name}
 			})},
@@ -81,6 +85,18 @@ func ZooKeeper(ctx context.Context, c *zktest.Cluster) (*Server, error) {
 		},
 		Close: reader.Close,
 	}, nil
+}
+
+// session adapts a session's start and a lock over it to a Contestant's
+// Session.
+func session[S any](start func() (S, func(), error), lock func(s S, name string) Locker) func(context.Context) (func(string) Locker, func(), error) {
+	return func(context.Context) (func(string) Locker, func(), error) {
+		s, close, err := start()
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(name string) Locker { return lock(s, name) }, close, nil
+	}
 }
 
 // mntrValues reads the named mntr variables as numbers.

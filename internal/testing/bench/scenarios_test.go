@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+// fake is a Locker whose calls fail as told, and which counts its holds.
+type fake struct {
+	lock, unlock func() error
+	holds        *atomic.Int64
+}
+
+func (f fake) Lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if f.lock != nil {
+		if err := f.lock(); err != nil {
+			return err
+		}
+	}
+	f.holds.Add(1)
+	return nil
+}
+
+func (f fake) Unlock(context.Context) error {
+	if f.unlock != nil {
+		return f.unlock()
+	}
+	return nil
+}
+
+func TestAlternateAmongTwo(t *testing.T) {
+	var got []int
+	if err := alternateAmong([]int{Ours, Baseline}, 3, func(i int) error { got = append(got, i); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{0, 1, 1, 0, 0, 1}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+// A value's errors count by kind; a Lock ended by the round's end does
+// not count; an Unlock that keeps failing gives the value up.
+func TestTally(t *testing.T) {
+	var holds atomic.Int64
+	round, end := context.WithCancel(context.Background())
+	lockCalls := 0
+	var tl tally
+	var wg sync.WaitGroup
+	failing := errors.New("refused")
+	// One value fails its first Lock, is refused once for overload,
+	// then holds and releases until the round ends; its last Lock ends
+	// with the round.
+	wg.Go(func() {
+		tl.loop(round, context.Background(), fake{holds: &holds, lock: func() error {
+			lockCalls++
+			switch lockCalls {
+			case 1:
+				return failing
+			case 2:
+				return fmt.Errorf("put: %w", rpctypes.ErrTooManyRequests)
+			case 5:
+				end()
+			}
+			if round.Err() != nil {
+				return round.Err()
+			}
+			return nil
+		}})
+	})
+	wg.Wait()
+	// Another holds once and can never unlock.
+	round2, end2 := context.WithCancel(context.Background())
+	defer end2()
+	wg.Go(func() {
+		tl.loop(round2, context.Background(), fake{holds: &holds, unlock: func() error { return failing }})
+	})
+	wg.Wait()
+
+	if got := tl.pairs.Load(); got != 2 {
+		t.Errorf("%d pairs, want 2", got)
+	}
+	if got := tl.overloaded.Load(); got != 1 {
+		t.Errorf("%d refused for overload, want 1", got)
+	}
+	if got, want := tl.errors.Load(), int64(1+unlockTries); got != want {
+		t.Errorf("%d errors, want %d: the failed Lock and every failed Unlock", got, want)
+	}
+	if got := tl.gaveUp.Load(); got != 1 {
+		t.Errorf("%d values gave up, want 1", got)
+	}
+	if got := tl.held.Load(); got != 2 {
+		t.Errorf("%d values held, want 2", got)
+	}
+	if got := tl.running.Load(); got != 0 {
+		t.Errorf("%d values still running", got)
+	}
+}
+
+func TestNamesRoundRates(t *testing.T) {
+	r := namesRound{pairs: 500, seconds: 5, cpuMicros: 1e5, requests: 1500}
+	if got := r.perSec(); got != 100 {
+		t.Errorf("%v pairs per second, want 100", got)
+	}
+	if got := r.perPair(r.cpuMicros); got != 200 {
+		t.Errorf("%v µs per pair, want 200", got)
+	}
+	if got := (namesRound{seconds: 5}).perPair(10); got != 0 {
+		t.Errorf("%v per pair of no pairs, want 0", got)
+	}
+}
+
+// Seeding makes exactly the holds asked for, however many sessions take
+// turns, and stops at the first error.
+func TestSeed(t *testing.T) {
+	var holds atomic.Int64
+	c := Contestant{Open: func(ctx context.Context, name string, n int) ([]Locker, func(), error) {
+		ls := make([]Locker, n)
+		for i := range ls {
+			ls[i] = fake{holds: &holds}
+		}
+		return ls, func() {}, nil
+	}}
+	var s Server
+	if err := s.seed(context.Background(), c, "/x", 1001, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := holds.Load(); got != 1001 {
+		t.Errorf("%d holds, want 1001", got)
+	}
+	failing := errors.New("refused")
+	c.Open = func(ctx context.Context, name string, n int) ([]Locker, func(), error) {
+		return []Locker{fake{holds: &holds, unlock: func() error { return failing }}}, func() {}, nil
+	}
+	if err := s.seed(context.Background(), c, "/x", 10, 1); !errors.Is(err, failing) {
+		t.Errorf("seed returned %v, want %v", err, failing)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	u0 := readUsage()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { _ = make([]byte, 1<<10) })
+	}
+	wg.Wait()
+	u1 := readUsage()
+	_, mallocs, bytes, goroutines := u0.perOp(u1, 10)
+	if math.IsNaN(goroutines) {
+		t.Skip("this Go does not count the goroutines it starts")
+	}
+	if goroutines < 1 {
+		t.Errorf("%v goroutines started per op, want at least 1", goroutines)
+	}
+	if mallocs <= 0 || bytes <= 0 {
+		t.Errorf("%v allocations and %v bytes per op, want some", mallocs, bytes)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	r := Result{Server: "etcd", Cost: &Cost{Held: 1}}
+	r.Merge(Result{Server: "etcd", Matrix: true, Contended: []Contended{{N: 8}}})
+	r.Merge(Result{Server: "etcd", ManyNames: []ManyNames{{Names: 10}}})
+	r.Merge(Result{Server: "etcd", History: []Depth{{Holds: 0}}})
+	if !r.Matrix || len(r.Contended) != 1 || r.Cost == nil || len(r.ManyNames) != 1 || len(r.History) != 1 {
+		t.Errorf("merged %+v", r)
+	}
+}
+
+func TestMarkdownScenarios(t *testing.T) {
+	r := Result{Server: "etcd", Version: "3.7.3", Names: [3]string{"turnstile", "concurrency.Mutex", "herd"}}
+	r.Cost = &Cost{Held: 1000, Mallocs: [2]float64{300, 200}, Goroutines: [2]float64{math.NaN(), math.NaN()}, HeldWatches: [2]float64{1, 0}}
+	r.ManyNames = []ManyNames{{Names: 1000, Contenders: 2, PerSec: [2]float64{900, 1800}, FirstHolds: [2]float64{2.5, math.Inf(1)}, Overloaded: [2]int{0, 7}, Wedged: [2]int{1, 0}}}
+	r.History = []Depth{
+		{Holds: 0, P50: [2]float64{1, 0.5}, PutP50: [2]float64{0.6, 0.6}, IdleP50: 0.5},
+		{Holds: 50000, P50: [2]float64{10, 0.5}, PutP50: [2]float64{6, 0.6}, PutP99: [2]float64{40, 2}, IdleP50: 0.5, IdleP99: 1.5},
+	}
+	var b strings.Builder
+	Markdown(&b, []Result{r})
+	out := b.String()
+	for _, want := range []string{
+		"| allocations per Lock+Unlock | 300 | 200 | 1.50 |",
+		"| goroutines started per Lock+Unlock | – | – | – |",
+		"| server watches per held lock | 1.00 | 0 | – |",
+		"| names × sessions | turnstile | concurrency.Mutex | turnstile ÷ concurrency.Mutex |",
+		"| 1000 × 2: Lock+Unlock per second | 900 | 1800 | 0.50 |",
+		"| 1000 × 2: refused as too many requests | 0 | 7 | – |",
+		"| 1000 × 2: seconds until every value had held | 2.50 | – | – |",
+		"| 1000 × 2: wedged values | 1 | 0 | – |",
+		"| past holds | turnstile | concurrency.Mutex | turnstile ÷ concurrency.Mutex | turnstile ÷ turnstile at 0 | concurrency.Mutex ÷ concurrency.Mutex at 0 |",
+		"| 50000: Lock+Unlock p50 (ms) | 10.0 | 0.50 | 20.00 | 10.00 | 1.00 |",
+		"| 50000: unrelated Put p50 ÷ its 0.50 ms with no lock traffic | 12.0 | 1.20 | 10.00 | 10.00 | 1.00 |",
+		"| 50000: unrelated Put p99 (ms) meanwhile (1.50 with no lock traffic) | 40.0 | 2.00 | 20.00 | – | – |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Uncontended") {
+		t.Errorf("matrix tables, none measured:\n%s", out)
+	}
+}

@@ -24,6 +24,16 @@ type Locker interface {
 	Unlock(ctx context.Context) error
 }
 
+// lockUnlock returns one Lock and Unlock of l, as a function to repeat.
+func lockUnlock(ctx context.Context, l Locker) func() error {
+	return func() error {
+		if err := l.Lock(ctx); err != nil {
+			return err
+		}
+		return l.Unlock(ctx)
+	}
+}
+
 // Contestant is one lock implementation under benchmark.
 type Contestant struct {
 	Name string

@@ -73,13 +73,7 @@ func (s *Server) costRound(ctx context.Context, c Contestant, pairs, held int) (
 	closeSession = sync.OnceFunc(closeSession)
 	defer closeSession()
 	base := Name()
-	l := lock(base)
-	pair := func() error {
-		if err := l.Lock(ctx); err != nil {
-			return err
-		}
-		return l.Unlock(ctx)
-	}
+	pair := lockUnlock(ctx, lock(base))
 	// The first pair makes the name's parent nodes, and starts whatever
 	// a session starts on first use.
 	if err := pair(); err != nil {

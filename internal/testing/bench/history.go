@@ -132,13 +132,7 @@ func (s *Server) loop(ctx context.Context, c Contestant, name string, n int, key
 		return nil, 0, nil, err
 	}
 	defer closeSession()
-	l := lock(name)
-	pair := func() error {
-		if err := l.Lock(ctx); err != nil {
-			return err
-		}
-		return l.Unlock(ctx)
-	}
+	pair := lockUnlock(ctx, lock(name))
 	// The first pair starts whatever a session starts on first use.
 	if err := pair(); err != nil {
 		return nil, 0, nil, err

@@ -149,6 +149,13 @@ func runAll(t *testing.T, s *servicetest.Service, n, want int, fault func()) *te
 	wg.Wait()
 	close(errs)
 	for err := range errs {
+		if fault != nil && errors.Is(err, turnstile.ErrLost) {
+			// A server's fail-over can outlast a session on a loaded
+			// machine; the session is then presumed lost, and its Run
+			// ends so. That is no overlap: rec.check sees those.
+			t.Logf("a worker's session ended in the fault: %v", err)
+			continue
+		}
 		require.ErrorIs(t, err, context.Canceled)
 	}
 	rec.check(t)

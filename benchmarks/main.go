@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -84,7 +85,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Stopped, the run still prints what it measured.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = profile(*cpuprofile, func() error {
 		return run(ctx, o, strings.Split(*servers, ","), strings.Split(*scenarios, ","), *chart)
 	})
@@ -145,6 +147,7 @@ func run(ctx context.Context, o bench.Options, servers, scenarios []string, char
 	defer os.RemoveAll(dir)
 	start := time.Now()
 	var results []bench.Result
+	var failed error
 	for _, name := range servers {
 		var result *bench.Result
 		for _, scenario := range scenarios {
@@ -153,22 +156,27 @@ func run(ctx context.Context, o bench.Options, servers, scenarios []string, char
 			}
 			srv, stop, err := launch(ctx, name, dir, scenario != "matrix")
 			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				failed = fmt.Errorf("%s: %w", name, err)
+				break
 			}
 			r, err := srv.Scenario(ctx, o, scenario, func(done string) { fmt.Fprintln(os.Stderr, done) })
 			srv.Close()
 			stop()
-			if err != nil {
-				return err
-			}
 			if result == nil {
 				result = &r
 			} else {
 				result.Merge(r)
 			}
+			if err != nil {
+				failed = err
+				break
+			}
 		}
 		if result != nil {
 			results = append(results, *result)
+		}
+		if failed != nil {
+			break
 		}
 	}
 	matrix := slices.Contains(scenarios, "matrix")
@@ -183,9 +191,12 @@ func run(ctx context.Context, o bench.Options, servers, scenarios []string, char
 		fmt.Printf("Each contestant ran %d rounds per scenario (%d per size of names), in alternating order; "+
 			"what each table's figures are is said above it. A ratio is turnstile's figure divided by the baseline's.\n\n", o.Rounds, o.NamesRounds)
 	}
+	if failed != nil {
+		fmt.Printf("The run stopped early (%v); the tables hold what it had measured.\n\n", failed)
+	}
 	bench.Markdown(os.Stdout, results)
-	if chart == "" || !matrix {
-		return nil
+	if chart == "" || !matrix || failed != nil {
+		return failed
 	}
 	f, err := os.Create(chart)
 	if err != nil {

@@ -27,6 +27,8 @@ type ManyNames struct {
 	Errors     [2]int // Lock and Unlock errors, other than a Lock ended by the round's end, and Overloaded
 	Overloaded [2]int // etcd's "too many requests"
 	Wedged     [2]int // values whose call still blocked a grace after the round, or whose Unlock kept failing
+	// FirstError is the first of Errors, as it read.
+	FirstError [2]string
 }
 
 const (
@@ -62,6 +64,9 @@ func (s *Server) ManyNames(ctx context.Context, o Options, names, contenders int
 		m.Errors[i] += r.errors
 		m.Overloaded[i] += r.overloaded
 		m.Wedged[i] += r.wedged
+		if m.FirstError[i] == "" {
+			m.FirstError[i] = r.firstError
+		}
 		return nil
 	})
 	for i := range 2 {
@@ -79,6 +84,7 @@ type namesRound struct {
 	errors, overloaded, wedged int
 	neverHeld                  int
 	firstHolds                 float64 // seconds until every value had held, +Inf if not in the warm-up
+	firstError                 string
 }
 
 func (r namesRound) perSec() float64 { return float64(r.pairs) / r.seconds }
@@ -163,6 +169,11 @@ func (s *Server) namesRound(ctx context.Context, c Contestant, names, contenders
 	case <-time.After(wedgedAfter):
 	}
 	r.errors, r.overloaded, r.wedged = int(t.errors.Load()), int(t.overloaded.Load()), int(t.running.Load()+t.gaveUp.Load())
+	t.mu.Lock()
+	if t.first != nil {
+		r.firstError = t.first.Error()
+	}
+	t.mu.Unlock()
 	// Ended sessions fail what still waits.
 	closeAll()
 	select {
@@ -184,6 +195,8 @@ type tally struct {
 	pairs, errors, overloaded atomic.Int64
 	held                      atomic.Int64 // values that have held their lock
 	running, gaveUp           atomic.Int64
+	mu                        sync.Mutex
+	first                     error // the first counted in errors
 }
 
 // loop takes and releases l until round ends. An Unlock that fails is
@@ -227,6 +240,11 @@ func (t *tally) failed(err error) {
 		t.overloaded.Add(1)
 	} else {
 		t.errors.Add(1)
+		t.mu.Lock()
+		if t.first == nil {
+			t.first = err
+		}
+		t.mu.Unlock()
 	}
 }
 

@@ -117,6 +117,14 @@ func manyNames(w io.Writer, r Result) {
 			count(n+": wedged values", m.Wedged))
 	}
 	table(w, head2(r, "names × sessions"), rows)
+	for _, m := range r.ManyNames {
+		for i, e := range m.FirstError {
+			if e != "" {
+				fmt.Fprintf(w, "- %s's first error at %d × %d: `%s`\n", r.Names[i], m.Names, m.Contenders, e)
+			}
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // history writes the cost of a name's past holds.

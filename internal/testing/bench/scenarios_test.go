@@ -103,6 +103,9 @@ func TestTally(t *testing.T) {
 	if got := tl.held.Load(); got != 2 {
 		t.Errorf("%d values held, want 2", got)
 	}
+	if tl.first != failing {
+		t.Errorf("first error %v, want %v", tl.first, failing)
+	}
 	if got := tl.running.Load(); got != 0 {
 		t.Errorf("%d values still running", got)
 	}
@@ -181,7 +184,7 @@ func TestMerge(t *testing.T) {
 func TestMarkdownScenarios(t *testing.T) {
 	r := Result{Server: "etcd", Version: "3.7.3", Names: [3]string{"turnstile", "concurrency.Mutex", "herd"}}
 	r.Cost = &Cost{Held: 1000, Mallocs: [2]float64{300, 200}, Goroutines: [2]float64{math.NaN(), math.NaN()}, HeldWatches: [2]float64{1, 0}}
-	r.ManyNames = []ManyNames{{Names: 1000, Contenders: 2, PerSec: [2]float64{900, 1800}, FirstHolds: [2]float64{2.5, math.Inf(1)}, Overloaded: [2]int{0, 7}, Wedged: [2]int{1, 0}}}
+	r.ManyNames = []ManyNames{{Names: 1000, Contenders: 2, PerSec: [2]float64{900, 1800}, FirstHolds: [2]float64{2.5, math.Inf(1)}, Overloaded: [2]int{0, 7}, Wedged: [2]int{1, 0}, FirstError: [2]string{"lost"}}}
 	r.History = []Depth{
 		{Holds: 0, P50: [2]float64{1, 0.5}, PutP50: [2]float64{0.6, 0.6}, IdleP50: 0.5},
 		{Holds: 50000, P50: [2]float64{10, 0.5}, PutP50: [2]float64{6, 0.6}, PutP99: [2]float64{40, 2}, IdleP50: 0.5, IdleP99: 1.5},
@@ -198,6 +201,7 @@ func TestMarkdownScenarios(t *testing.T) {
 		"| 1000 × 2: refused as too many requests | 0 | 7 | – |",
 		"| 1000 × 2: seconds until every value had held | 2.50 | – | – |",
 		"| 1000 × 2: wedged values | 1 | 0 | – |",
+		"- turnstile's first error at 1000 × 2: `lost`",
 		"| past holds | turnstile | concurrency.Mutex | turnstile ÷ concurrency.Mutex | turnstile ÷ turnstile at 0 | concurrency.Mutex ÷ concurrency.Mutex at 0 |",
 		"| 50000: Lock+Unlock p50 (ms) | 10.0 | 0.50 | 20.00 | 10.00 | 1.00 |",
 		"| 50000: unrelated Put p50 ÷ its 0.50 ms with no lock traffic | 12.0 | 1.20 | 10.00 | 10.00 | 1.00 |",

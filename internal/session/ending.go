@@ -61,8 +61,8 @@ func (e *Ending) Err() error {
 // it has ended: a session that has ended starts nothing more.
 //
 // The goroutines are reused: one whose f has returned waits a while for
-// the next. The backends run each server call on a goroutine of its own,
-// so that a caller can stop waiting for it, and a new goroutine grows its
+// the next. The backends run a server call the caller may stop waiting
+// for on a goroutine of its own (Await), and a new goroutine grows its
 // stack again through the client's deep call chain every time, which cost
 // more client CPU than the call itself on etcd.
 func (e *Ending) Go(f func()) bool {

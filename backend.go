@@ -15,10 +15,13 @@ const (
 	Shared
 	// Candidate contenders run for leadership; the first one leads.
 	Candidate
+	// Permit contenders hold a semaphore's permits, as many together as
+	// the fewest permits any of them asked for.
+	Permit
 )
 
-// String returns "exclusive", "shared" or "candidate": the mode of a
-// hold, as a sequencer or a log states it.
+// String returns "exclusive", "shared", "candidate" or "permit": the
+// mode of a hold, as a sequencer or a log states it.
 func (k Kind) String() string {
 	switch k {
 	case Exclusive:
@@ -27,6 +30,8 @@ func (k Kind) String() string {
 		return "shared"
 	case Candidate:
 		return "candidate"
+	case Permit:
+		return "permit"
 	}
 	return "invalid"
 }

@@ -50,9 +50,13 @@ const writeTimeout = 30 * time.Second
 // transaction: one round trip. The put is conditional on the key being
 // new, so that a retry after a lost reply finds the first put instead of
 // making a second key.
-func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, _ string, value []byte) (queue.Contender, []queue.Contender, error) {
+func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (queue.Contender, []queue.Contender, error) {
 	prefix := name + "/"
-	key := s.keys.take(prefix, kind)
+	word := queue.Word(kind, 0)
+	if kind == turnstile.Permit {
+		word = strings.TrimSuffix(label, "-") // PermitLabel's
+	}
+	key := s.keys.take(prefix, word)
 	// A shared contender must see every exclusive one ahead of it; the
 	// others need only their predecessor, and are first without one.
 	// Each read visits every key under the prefix that etcd has not yet
@@ -129,11 +133,11 @@ func parse(kv *mvccpb.KeyValue, prefix string) (queue.Contender, bool) {
 	if !ok || strings.Contains(node, "/") {
 		return queue.Contender{}, false
 	}
-	kind, _, ours := queue.ParseNode(node)
+	kind, permits, _, ours := queue.ParseNode(node)
 	if !ours {
 		kind = turnstile.Exclusive
 	}
-	return queue.Contender{Key: key, Kind: kind, Seq: kv.CreateRevision, Token: kv.CreateRevision}, true
+	return queue.Contender{Key: key, Kind: kind, Permits: permits, Seq: kv.CreateRevision, Token: kv.CreateRevision}, true
 }
 
 // Queue reads the name's keys in create order: one round trip. The read
@@ -165,6 +169,148 @@ func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, err
 		}
 	}
 	return q, nil
+}
+
+// AwaitRoom reads name's keys, first without a watch; then, while they
+// leave no room, it watches their deletes from the current revision, all
+// but the waiting room's, so that arrivals there wake no one, and reads
+// them again after each.
+func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.Contender) bool, wait bool) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	prefix := name + "/"
+	var w *roomWatch
+	defer func() {
+		if w != nil {
+			w.cancel()
+		}
+	}()
+	for {
+		g, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return false, fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
+		}
+		s.saw(g.Header.Revision)
+		var holders []queue.Contender
+		for _, kv := range g.Kvs {
+			if c, ok := parse(kv, prefix); ok {
+				holders = append(holders, c)
+			}
+		}
+		if fits(holders) {
+			return true, nil
+		}
+		if !wait {
+			return false, nil
+		}
+		if w == nil {
+			// Watches started at an older revision would be caught up
+			// only every 100 ms. These start now, and the read that
+			// follows their creation shows any change before.
+			w = s.watchRoom(ctx, prefix)
+		}
+		if err := w.next(ctx, s.Session); err != nil {
+			return false, err
+		}
+		if w.ended {
+			w.cancel()
+			w = nil
+		}
+	}
+}
+
+// roomWatch watches a semaphore's holders: the keys under its name's
+// prefix on either side of its waiting room's.
+type roomWatch struct {
+	chans   [2]clientv3.WatchChan
+	created int
+	ended   bool // a watch ended without a verdict: start again
+	cancel  context.CancelFunc
+}
+
+func (s *Session) watchRoom(ctx context.Context, prefix string) *roomWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	room := prefix + recipe.WaitingRoom
+	w := &roomWatch{cancel: cancel}
+	// Only a delete makes room: a put is the first waiter's own move, or
+	// a contender of another recipe joining.
+	w.chans[0] = s.cli.Watch(ctx, prefix, clientv3.WithRange(room+"/"), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+	w.chans[1] = s.cli.Watch(ctx, room+"0", clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+	return w
+}
+
+// next waits until both watches are created, or for the next change
+// after that, or for a watch's end.
+func (w *roomWatch) next(ctx context.Context, s *Session) error {
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case resp, ok = <-w.chans[0]:
+		case resp, ok = <-w.chans[1]:
+		case <-s.Done():
+			return s.Err()
+		case <-ctx.Done():
+			return s.errOr(ctx, nil)
+		}
+		if err := s.errOr(ctx, nil); err != nil {
+			return err
+		}
+		if !ok || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+			w.ended = true
+			return nil
+		}
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("etcdlock: watch queue: %w", refused(err))
+		}
+		if resp.Created {
+			if w.created++; w.created == len(w.chans) {
+				return nil
+			}
+			continue
+		}
+		if len(resp.Events) > 0 && w.created == len(w.chans) {
+			return nil
+		}
+	}
+}
+
+// Promote puts self's key among name's keys and deletes it from the
+// waiting room in one transaction, guarded by self's create revision:
+// one round trip. The new key's create revision is its token.
+func (s backend) Promote(ctx context.Context, self queue.Contender, name string) (queue.Contender, error) {
+	key := s.keys.take(name+"/", queue.Word(turnstile.Permit, self.Permits))
+	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.CreateRevision(self.Key), "=", self.Seq),
+			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+		).Then(
+			clientv3.OpPut(key, "", clientv3.WithLease(s.lease)),
+			clientv3.OpDelete(self.Key),
+		).Else(clientv3.OpGet(key)).Commit()
+	}, func() { s.discard(key) })
+	if err != nil {
+		if s.Err() == nil {
+			// An attempt may have put the key before a later one failed.
+			s.ending.Go(func() { s.discard(key) })
+		}
+		return queue.Contender{}, fmt.Errorf("etcdlock: take a permit of %s: %w", name, err)
+	}
+	s.saw(resp.Header.Revision)
+	held := queue.Contender{Key: key, Kind: turnstile.Permit, Permits: self.Permits, Seq: resp.Header.Revision}
+	if !resp.Succeeded {
+		// An earlier attempt moved self and its reply was lost, or self
+		// is gone.
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != s.lease {
+			s.keys.give(key)
+			return queue.Contender{}, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
+		}
+		held.Seq = kvs[0].CreateRevision
+	}
+	s.keys.give(self.Key) // surely gone
+	held.Token = held.Seq
+	return held, nil
 }
 
 // Value reads c's key: one round trip.
@@ -411,8 +557,8 @@ type keySlots struct {
 }
 
 // take returns the first key under prefix, of the form queue.Node
-// writes, that the session does not hold, and takes it.
-func (k *keySlots) take(prefix string, kind turnstile.Kind) string {
+// writes with word, that the session does not hold, and takes it.
+func (k *keySlots) take(prefix, word string) string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.taken == nil {
@@ -420,7 +566,7 @@ func (k *keySlots) take(prefix string, kind turnstile.Kind) string {
 	}
 	for slot := uint64(0); ; slot++ {
 		// Slots spread over the id space, as random ids would be.
-		key := prefix + queue.Node(kind, fmt.Sprintf("%016x", k.salt^(slot*0x9e3779b97f4a7c15)))
+		key := prefix + queue.Node(word, fmt.Sprintf("%016x", k.salt^(slot*0x9e3779b97f4a7c15)))
 		if !k.taken[key] {
 			k.taken[key] = true
 			return key

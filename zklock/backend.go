@@ -62,18 +62,68 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	if !slices.ContainsFunc(q, func(c queue.Contender) bool { return c.Key == self.Key }) {
 		q = nil
 	}
-	if self.Token = node.czxid; self.Token == 0 {
-		stat, err := s.stat(ctx, node.path)
-		if err == nil && stat == nil {
-			err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, node.path)
-		}
-		if err != nil {
-			go s.discard(name, id, node.path, nil)
-			return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
-		}
-		self.Token = stat.Czxid
+	if self.Token, err = s.czxid(ctx, node); err != nil {
+		go s.discard(name, id, node.path, nil)
+		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
 	return self, q, nil
+}
+
+// czxid returns the czxid of a node made by createIn, reading it if the
+// create did not tell it.
+func (s *Session) czxid(ctx context.Context, node created) (int64, error) {
+	if node.czxid != 0 {
+		return node.czxid, nil
+	}
+	stat, err := s.stat(ctx, node.path)
+	if err == nil && stat == nil {
+		err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, node.path)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return stat.Czxid, nil
+}
+
+// Promote creates self's node in name's queue, and deletes it from the
+// waiting room, in one transaction whose stamp tells the new node's
+// czxid (see createIn): one request. After a lost reply the new node is
+// found by its id, as a join's is.
+func (s backend) Promote(ctx context.Context, self queue.Contender, name string) (queue.Contender, error) {
+	id := znode.ID(path.Base(self.Key))
+	own := name + "/" + znode.Own(id)
+	leave := &zk.DeleteRequest{Path: self.Key, Version: -1}
+	for {
+		node, err := callOr(ctx, s.Session, func() (created, error) {
+			return s.createIn(name, own, queue.PermitLabel(self.Permits), nil, leave)
+		}, func(c created, err error) { s.discard(name, id, c.path, err) })
+		if isLostReply(err) {
+			lostReply := err
+			node.path, err = s.find(ctx, name, id)
+			if err == nil && node.path == "" {
+				if err = s.Check(ctx, self); err == nil {
+					continue // the move never reached the server
+				}
+			}
+			if err != nil {
+				go s.discard(name, id, "", lostReply)
+			}
+		}
+		if errors.Is(err, zk.ErrNoNode) {
+			err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
+		}
+		if err == nil {
+			self, _ = s.contender(name, node.path[len(name)+1:])
+			self.Kind = turnstile.Permit
+			if self.Token, err = s.czxid(ctx, node); err != nil {
+				go s.discard(name, id, node.path, nil)
+			}
+		}
+		if err != nil {
+			return queue.Contender{}, fmt.Errorf("zklock: take a permit of %s: %w", name, err)
+		}
+		return self, nil
+	}
 }
 
 // created is a contender node, with its czxid when the create told it.
@@ -120,14 +170,17 @@ func (s *Session) create(ctx context.Context, name, id, label string, value []by
 // of one. Where the session may not write its own nodes (an ACL that
 // does not grant it WRITE), the node is created alone, and Join reads
 // its czxid.
-func (s *Session) createIn(name, own, label string, value []byte) (created, error) {
+//
+// Any further ops are applied in the same transaction.
+func (s *Session) createIn(name, own, label string, value []byte, also ...any) (created, error) {
 	const flags = zk.FlagEphemeral | zk.FlagSequence
+	create := &zk.CreateRequest{Path: own + label, Data: value, Acl: s.acl, Flags: flags}
 	if _, refused := s.stampRefused.Load(name); !refused {
 		stamp := own + "stamp"
-		res, err := s.conn.Multi(&zk.CreateRequest{Path: own + label, Data: value, Acl: s.acl, Flags: flags},
+		res, err := s.conn.Multi(append([]any{create,
 			&zk.CreateRequest{Path: stamp, Acl: s.acl, Flags: zk.FlagEphemeral},
 			&zk.SetDataRequest{Path: stamp, Version: -1},
-			&zk.DeleteRequest{Path: stamp, Version: -1})
+			&zk.DeleteRequest{Path: stamp, Version: -1}}, also...)...)
 		if !errors.Is(err, zk.ErrNoAuth) {
 			if err != nil {
 				return created{}, err
@@ -136,8 +189,15 @@ func (s *Session) createIn(name, own, label string, value []byte) (created, erro
 		}
 		s.stampRefused.Store(name, true)
 	}
-	path, err := s.conn.Create(own+label, value, flags, s.acl)
-	return created{path: path}, err
+	if len(also) == 0 {
+		path, err := s.conn.Create(create.Path, value, flags, s.acl)
+		return created{path: path}, err
+	}
+	res, err := s.conn.Multi(append([]any{create}, also...)...)
+	if err != nil {
+		return created{}, err
+	}
+	return created{path: res[0].String}, nil
 }
 
 // isLostReply reports whether a request may or may not have been applied:
@@ -164,7 +224,7 @@ func (s *Session) find(ctx context.Context, name, id string) (string, error) {
 		return "", nil
 	}
 	for _, child := range children {
-		if _, _, ok := znode.Parse(child); !ok || !strings.HasPrefix(child, znode.Own(id)) {
+		if _, ok := znode.Parse(child); !ok || !strings.HasPrefix(child, znode.Own(id)) {
 			continue
 		}
 		path := name + "/" + child
@@ -249,14 +309,65 @@ func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, err
 	if err != nil {
 		return nil, fmt.Errorf("zklock: read queue %s: %w", name, err)
 	}
+	q := s.contenders(name, children)
+	znode.Sort(q)
+	return q, nil
+}
+
+// contenders reads name's children as contenders, leaving out the others.
+func (s *Session) contenders(name string, children []string) []queue.Contender {
 	q := make([]queue.Contender, 0, len(children))
 	for _, child := range children {
 		if c, ok := s.contender(name, child); ok {
 			q = append(q, c)
 		}
 	}
-	znode.Sort(q)
-	return q, nil
+	return q
+}
+
+// AwaitRoom reads name's children, first without a watch, so that a
+// semaphore with room left leaves no watch behind; then with one, after
+// each change, until they leave room.
+func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.Contender) bool, wait bool) (bool, error) {
+	for watch := false; ; {
+		type res struct {
+			children []string
+			ch       <-chan zk.Event
+		}
+		r, err := read(ctx, s.Session, func() (res, error) {
+			if !watch {
+				c, _, err := s.conn.Children(name)
+				return res{children: c}, err
+			}
+			c, _, ch, err := s.conn.ChildrenW(name)
+			return res{c, ch}, err
+		})
+		if errors.Is(err, zk.ErrNoNode) {
+			r, err = res{}, nil // no holders; nor, then, a watch
+		}
+		if err != nil {
+			return false, fmt.Errorf("zklock: read queue %s: %w", name, err)
+		}
+		if fits(s.contenders(name, r.children)) {
+			return true, nil
+		}
+		if !wait {
+			return false, nil
+		}
+		if watch = !watch; watch {
+			continue
+		}
+		select {
+		case ev := <-r.ch:
+			if ev.Type == zk.EventNotWatching {
+				return false, s.wrap(cmpErr(ev.Err, zk.ErrClosing))
+			}
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-s.Done():
+			return false, s.Err()
+		}
+	}
 }
 
 // Value reads c's node data: one request.
@@ -320,8 +431,9 @@ func (s backend) AwaitJoin(ctx context.Context, name string) error {
 }
 
 func (s *Session) contender(name, child string) (queue.Contender, bool) {
-	kind, seq, ok := znode.Parse(child)
-	return queue.Contender{Key: name + "/" + child, Kind: kind, Seq: seq}, ok
+	c, ok := znode.Parse(child)
+	c.Key = name + "/" + child
+	return c, ok
 }
 
 // watch sets a data watch on path, the only watch a waiter keeps. Unlike

@@ -17,6 +17,9 @@ type Contender struct {
 	Key string
 	// Kind is the contender's kind, read back from its Key.
 	Kind turnstile.Kind
+	// Permits is the number of permits a Permit contender asked for,
+	// read back from its Key; 0 for other kinds.
+	Permits int
 	// Seq is the server's order of arrival within the name: the znode's
 	// sequence number, or the key's create revision.
 	Seq int64
@@ -75,4 +78,20 @@ func index(queue []Contender, key string) int {
 		}
 	}
 	return -1
+}
+
+// Fits reports whether a Permit contender asking for permits may join
+// holders, the contenders of a semaphore's name: there must be fewer of
+// them than the fewest permits any of them, or it, asked for. A
+// contender of another kind (a mutex's, another client's) counts as
+// asking for one, so that it holds alone.
+func Fits(holders []Contender, permits int) bool {
+	limit := permits
+	for _, h := range holders {
+		if h.Kind != turnstile.Permit {
+			return false
+		}
+		limit = min(limit, h.Permits)
+	}
+	return len(holders) < limit
 }

@@ -129,18 +129,48 @@ func TestParseNode(t *testing.T) {
 	if len(id) != idLen || id == NewID() {
 		t.Fatalf("NewID() = %q: want %d hex chars, unique", id, idLen)
 	}
-	for _, k := range []turnstile.Kind{x, s, c} {
-		gk, gid, ok := ParseNode(Node(k, id))
-		if !ok || gk != k || gid != id {
-			t.Errorf("ParseNode(Node(%v)) = %v %q %v", k, gk, gid, ok)
+	for _, k := range []turnstile.Kind{x, s, c, turnstile.Permit} {
+		for _, n := range []int{1, 3, MaxPermits} {
+			if k != turnstile.Permit {
+				n = 0
+			}
+			gk, gn, gid, ok := ParseNode(Node(Word(k, n), id))
+			if !ok || gk != k || gn != n || gid != id {
+				t.Errorf("ParseNode(Node(%v, %d)) = %v %d %q %v", k, n, gk, gn, gid, ok)
+			}
 		}
 	}
 	for _, foreign := range []string{
 		"", "lock", "lock-", "config", "lock-xyz", "lock-0123456789abcdeg", "lock-0123456789ABCDEF",
 		"write-0123456789abcdef", "lock-0123456789abcdef0", "_c_0123-lock-0000000001",
+		"sem-0123456789abcdef", "sem0-0123456789abcdef", "sem03-0123456789abcdef", "sem+3-0123456789abcdef",
+		"sem1048577-0123456789abcdef", "sem99999999-0123456789abcdef", "semx-0123456789abcdef",
 	} {
-		if _, _, ok := ParseNode(foreign); ok {
+		if _, _, _, ok := ParseNode(foreign); ok {
 			t.Errorf("ParseNode(%q) accepted a foreign entry", foreign)
+		}
+	}
+}
+
+func TestFits(t *testing.T) {
+	p := func(n int) Contender { return Contender{Kind: turnstile.Permit, Permits: n} }
+	for _, tc := range []struct {
+		holders []Contender
+		permits int
+		want    bool
+	}{
+		{nil, 1, true},
+		{[]Contender{p(3), p(3)}, 3, true},
+		{[]Contender{p(3), p(3), p(3)}, 3, false},
+		{[]Contender{p(3), p(3)}, 2, false}, // the one admitted asks for fewer
+		{[]Contender{p(1)}, 3, false},       // a holder asked for fewer
+		{[]Contender{p(5), p(2)}, 5, false}, // the fewest of all
+		{[]Contender{p(5), p(5)}, 9, true},  // more asked, fewer held to
+		{[]Contender{{Kind: x}}, 3, false},  // a mutex's contender holds alone
+		{[]Contender{{Kind: s}, p(4)}, 4, false},
+	} {
+		if got := Fits(tc.holders, tc.permits); got != tc.want {
+			t.Errorf("Fits(%v, %d) = %v, want %v", tc.holders, tc.permits, got, tc.want)
 		}
 	}
 }

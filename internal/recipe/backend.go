@@ -61,6 +61,20 @@ type Backend interface {
 	// it.
 	Leave(ctx context.Context, self queue.Contender, retried bool) error
 
+	// AwaitRoom blocks until fits reports room among the contenders of
+	// name, whom it lists, and reports whether there is; without wait it
+	// looks once. Only while there is no room it watches name's own queue
+	// as a whole (not the WaitingRoom nested in it), and that once per
+	// change: only a semaphore's first waiter calls it.
+	AwaitRoom(ctx context.Context, name string, fits func([]queue.Contender) bool, wait bool) (bool, error)
+
+	// Promote moves self, a Permit contender of name's WaitingRoom, into
+	// name's own queue in one write, behind every contender there, and
+	// returns it there with its token. It returns an error matching
+	// turnstile.ErrLost if self is no longer queued. A Promote that fails
+	// leaves no contender in name's queue.
+	Promote(ctx context.Context, self queue.Contender, name string) (queue.Contender, error)
+
 	// Value reads the payload c joined with; queued is false if c has
 	// left the queue.
 	Value(ctx context.Context, c queue.Contender) (value []byte, queued bool, err error)

@@ -81,11 +81,17 @@ func isNil(b turnstile.Session) bool {
 }
 
 // Acquire joins the queue as a contender of kind, named with label, with
-// value as payload, and blocks until admitted. With try set it never waits: if it is not
-// admitted at once it leaves the queue and returns an error matching
-// turnstile.ErrLocked. On any error nothing of this call is left in the
-// queue.
+// value as payload, and blocks until admitted. With try set it never
+// waits: if it is not admitted at once it leaves the queue and returns an
+// error matching turnstile.ErrLocked. On any error nothing of this call is
+// left in the queue.
 func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, label string, value []byte, try bool) error {
+	return l.enter(ctx, try, func() (*Hold, error) { return l.acquire(ctx, kind, label, value, try) })
+}
+
+// enter runs acquire for a goroutine whose turn on the value has come,
+// and keeps the hold it returns.
+func (l *Lock) enter(ctx context.Context, try bool, acquire func() (*Hold, error)) error {
 	if l.err != nil {
 		return l.err
 	}
@@ -99,7 +105,7 @@ func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, label string, v
 	} else if err := l.gate.enter(ctx); err != nil {
 		return err
 	}
-	h, err := l.acquire(ctx, kind, label, value, try)
+	h, err := acquire()
 	if err != nil {
 		l.gate.leave()
 		return err
@@ -126,10 +132,15 @@ func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, v
 		l.abandon(self)
 		return nil, err
 	}
+	return l.track(h), nil
+}
+
+// track has the session's Tracker watch over a new hold.
+func (l *Lock) track(h *Hold) *Hold {
 	lost := make(chan struct{})
 	h.Lost = lost
-	l.b.Tracker().add(l.b, self, func(error) { close(lost) })
-	return h, nil
+	l.b.Tracker().add(l.b, h.Self, func(error) { close(lost) })
+	return h
 }
 
 // wait runs the queue rules until self is admitted and confirmed.
@@ -242,15 +253,18 @@ func (l *Lock) Token() int64 {
 
 // Sequencer returns the current hold's sequencer, or the zero Sequencer
 // when nothing is held or the hold was lost. Leadership is an exclusive
-// hold of its name.
+// hold of its name, a semaphore's permit a shared one.
 func (l *Lock) Sequencer() turnstile.Sequencer {
 	h := l.current()
 	if h == nil || l.gone(h) {
 		return turnstile.Sequencer{}
 	}
 	mode := h.Self.Kind
-	if mode == turnstile.Candidate {
+	switch mode {
+	case turnstile.Candidate:
 		mode = turnstile.Exclusive
+	case turnstile.Permit:
+		mode = turnstile.Shared // holders share the resource, as readers do
 	}
 	return turnstile.Sequencer{Name: l.name, Mode: mode, Token: h.Self.Token, Key: h.Self.Key}
 }

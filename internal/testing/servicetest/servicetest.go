@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/proxy"
@@ -160,7 +163,8 @@ func (s *Service) KillLeader(tb testing.TB) func() {
 	return locktest.KillLeader(tb, s.leader, func(i int) error { return s.Node(tb, i).Kill() })
 }
 
-// Queued returns how many contenders the servers hold under name.
+// Queued returns how many contenders the servers hold directly under name,
+// leaving out nested names.
 func (s *Service) Queued(tb testing.TB, name string) int {
 	tb.Helper()
 	v, err := s.state.queued(name)
@@ -416,7 +420,15 @@ func (z *zkState) queued(name string) (int, error) {
 	if errors.Is(err, zk.ErrNoNode) {
 		return 0, nil
 	}
-	return len(children), err
+	// A semaphore's waiting room is a queue of its own.
+	return len(children) - count(children, recipe.WaitingRoom), err
+}
+
+func count(children []string, child string) int {
+	if slices.Contains(children, child) {
+		return 1
+	}
+	return 0
 }
 
 func (z *zkState) writes() (int64, error) {
@@ -531,11 +543,17 @@ func (e *etcdState) get(key string, opts ...clientv3.OpOption) (*clientv3.GetRes
 }
 
 func (e *etcdState) queued(name string) (int, error) {
-	resp, err := e.get(name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := e.get(name+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return 0, err
 	}
-	return int(resp.Count), nil
+	n := 0
+	for _, kv := range resp.Kvs {
+		if !strings.Contains(string(kv.Key[len(name)+1:]), "/") {
+			n++ // not a nested name's, such as a semaphore's waiting room
+		}
+	}
+	return n, nil
 }
 
 func (e *etcdState) writes() (int64, error) {

@@ -23,6 +23,13 @@ const protected = "_c_"
 // no other node: how a join whose reply was lost finds its node again.
 func Own(id string) string { return protected + id + "-" }
 
+// ID returns the id of a node whose name Own started.
+func ID(child string) string {
+	rest, _ := strings.CutPrefix(child, protected)
+	id, _, _ := strings.Cut(rest, "-")
+	return id
+}
+
 // suffixLen is the width of ZooKeeper's sequence suffix, printed with
 // %010d: ten digits, or a minus and nine digits, and eleven characters
 // for the ten-digit negatives past 2^31.
@@ -30,15 +37,16 @@ const suffixLen = 10
 
 // Parse reads a child of a lock node as a contender, whoever created
 // it: every child whose name ends in a sequence suffix is one, in the
-// order of that suffix. seq is the counter modulo 2^32, which Sort
-// orders correctly across its wrap. ok is false for children without a
-// suffix, which are no contenders.
-func Parse(child string) (kind turnstile.Kind, seq int64, ok bool) {
+// order of that suffix. Its Key is the child's name, and Seq the counter
+// modulo 2^32, which Sort orders correctly across its wrap. ok is false
+// for children without a suffix, which are no contenders.
+func Parse(child string) (c queue.Contender, ok bool) {
 	n, label, ok := sequence(child)
 	if !ok {
-		return 0, 0, false
+		return queue.Contender{}, false
 	}
-	return classify(label), int64(uint32(n)), true
+	kind, permits := classify(label)
+	return queue.Contender{Key: child, Kind: kind, Permits: permits, Seq: int64(uint32(n))}, true
 }
 
 // sequence splits child into the prefix its creator chose and the signed
@@ -94,23 +102,30 @@ func decimal(s string) (int64, bool) {
 // classify tells a contender's kind from the prefix of its name. Only a
 // name that marks a reader is shared: Curator's __READ__, kazoo's
 // __rlock__, and the read-<id>- form of turnstile before it spoke
-// Curator's. Every other contender is exclusive, the safe reading of a
-// name not known (election candidates are never shared either).
-func classify(label string) turnstile.Kind {
-	// An earlier turnstile's word-<id>-, still read during an upgrade:
-	// the form etcd keys keep.
+// Curator's. A semaphore's contender is marked by the permits it asks
+// for. Every other contender is exclusive, the safe reading of a name
+// not known (election candidates are never shared either).
+func classify(label string) (turnstile.Kind, int) {
 	if old, ok := strings.CutSuffix(label, "-"); ok {
-		if kind, _, ok := queue.ParseNode(old); ok {
-			return kind
+		// An earlier turnstile's word-<id>-, still read during an
+		// upgrade: the form etcd keys keep.
+		if kind, permits, _, ok := queue.ParseNode(old); ok {
+			return kind, permits
+		}
+		// A semaphore's _c_<id>-sem<permits>-.
+		if _, word, ok := strings.Cut(old, "-"); ok && strings.HasPrefix(old, protected) {
+			if kind, permits, ok := queue.ParseWord(word); ok && kind == turnstile.Permit {
+				return kind, permits
+			}
 		}
 	}
 	switch {
 	case strings.HasSuffix(label, recipe.ReadLabel), strings.HasSuffix(label, "__rlock__"):
-		return turnstile.Shared
+		return turnstile.Shared, 0
 	case strings.HasSuffix(label, recipe.LatchLabel):
-		return turnstile.Candidate
+		return turnstile.Candidate, 0
 	}
-	return turnstile.Exclusive
+	return turnstile.Exclusive, 0
 }
 
 // Sort puts contenders in ZooKeeper's order of creation. Sequence

@@ -14,6 +14,7 @@ const (
 	x = turnstile.Exclusive
 	s = turnstile.Shared
 	c = turnstile.Candidate
+	p = turnstile.Permit
 )
 
 // The children each client creates under a lock node, as they name them.
@@ -70,6 +71,14 @@ func TestParse(t *testing.T) {
 		// Too large for a positive counter: a label without its '-'.
 		{"_c_" + uuid + "-lock-2147483648", x, 1 << 31, true},
 		{"read-" + ours + "--000000001", s, wrap - 1, true},
+		// A semaphore's contenders, which only turnstile writes (their
+		// permits are checked below).
+		{Own(ours) + queue.PermitLabel(3) + "0000000019", p, 19, true},
+		{Own(ours) + "sem1-0000000020", p, 20, true},
+		{Own(ours) + "sem3--000000001", p, wrap - 1, true},
+		{Own(ours) + "sem03-0000000021", x, 21, true},
+		{Own(ours) + "sem-0000000022", x, 22, true},
+		{"sem3-0000000023", x, 23, true},
 		// No sequence suffix: no contender.
 		{"", nowhy, 0, false},
 		{"zookeeper", nowhy, 0, false},
@@ -83,9 +92,15 @@ func TestParse(t *testing.T) {
 		{"_c_" + uuid + "-lock- 000000001", nowhy, 0, false},
 		{"_c_" + uuid + "-lock-０000000001", nowhy, 0, false},
 	} {
-		kind, seq, ok := Parse(tc.child)
-		if ok != tc.ok || ok && (kind != tc.kind || seq != tc.seq) {
-			t.Errorf("Parse(%q) = %v %d %v; want %v %d %v", tc.child, kind, seq, ok, tc.kind, tc.seq, tc.ok)
+		c, ok := Parse(tc.child)
+		if ok != tc.ok || ok && (c.Kind != tc.kind || c.Seq != tc.seq) {
+			t.Errorf("Parse(%q) = %v %d %v; want %v %d %v", tc.child, c.Kind, c.Seq, ok, tc.kind, tc.seq, tc.ok)
+		}
+	}
+	for _, n := range []int{1, 3, 1 << 20} {
+		child := Own(ours) + queue.PermitLabel(n) + "0000000042"
+		if c, ok := Parse(child); !ok || c.Kind != p || c.Permits != n {
+			t.Errorf("Parse(%q) = %v %d permits %v; want %v %d permits", child, c.Kind, c.Permits, ok, p, n)
 		}
 	}
 }
@@ -104,7 +119,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, prefix string, n int32) {
 		child := zkName(prefix, n)
-		kind, seq, ok := Parse(child)
+		c, ok := Parse(child)
+		kind, seq := c.Kind, c.Seq
 		if !ok {
 			t.Fatalf("Parse(%q) refused a sequential name", child)
 		}
@@ -115,8 +131,8 @@ func FuzzParse(f *testing.F) {
 		clear := prefix == "" || strings.HasSuffix(prefix, "-") || strings.HasSuffix(prefix, "_")
 		odd := prefix == "-" || strings.HasSuffix(prefix, "--") || strings.HasSuffix(prefix, "_-")
 		ambiguous := n >= 1e9 && odd || n <= -1e9 && !clear
-		if !ambiguous && (seq != int64(uint32(n)) || kind != classify(prefix)) {
-			t.Fatalf("Parse(%q) = %v %d; want %v %d", child, kind, seq, classify(prefix), uint32(n))
+		if want, _ := classify(prefix); !ambiguous && (seq != int64(uint32(n)) || kind != want) {
+			t.Fatalf("Parse(%q) = %v %d; want %v %d", child, kind, seq, want, uint32(n))
 		}
 		// Whatever it reads, it read from a suffix ZooKeeper could write.
 		if !strings.HasSuffix(child, fmt.Sprintf("%010d", int32(uint32(seq)))) {
@@ -145,8 +161,8 @@ func TestQueueOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var cs []queue.Contender
 			for _, ch := range tc.children {
-				if k, seq, ok := Parse(ch); ok {
-					cs = append(cs, queue.Contender{Key: ch, Kind: k, Seq: seq})
+				if c, ok := Parse(ch); ok {
+					cs = append(cs, c)
 				}
 			}
 			Sort(cs)

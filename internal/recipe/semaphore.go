@@ -1,0 +1,86 @@
+package recipe
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
+)
+
+// WaitingRoom is the queue, nested in a semaphore's name, where its
+// contenders wait for a permit; the name's own queue holds the permits.
+// A release then changes the one queue that only the first waiter
+// watches, and arrivals change the other, so that neither wakes anyone
+// it does not concern.
+const WaitingRoom = "_waiting"
+
+// AcquirePermit joins name's WaitingRoom as a Permit contender asking for
+// permits, and blocks until it holds one of them, as Acquire does.
+//
+// Waiters are served in the order the server received them. Every
+// waiter but the first watches its predecessor in the room, which
+// leaves it by taking a permit or giving up. The first waiter watches
+// the holders' queue as a whole, once it is full, and moves into it,
+// in one write, as soon as a holder leaves, whichever holder it is.
+// Its move empties its place in the room, which wakes the waiter behind
+// it, now first. Each release thus wakes two contenders, the one it
+// admits and the next first waiter, however many wait, and admits one.
+func (l *Lock) AcquirePermit(ctx context.Context, permits int, try bool) error {
+	return l.enter(ctx, try, func() (*Hold, error) { return l.acquirePermit(ctx, permits, try) })
+}
+
+func (l *Lock) acquirePermit(ctx context.Context, permits int, try bool) (*Hold, error) {
+	room := l.name + "/" + WaitingRoom
+	self, q, err := l.b.Join(ctx, room, turnstile.Permit, queue.PermitLabel(permits), nil)
+	if err != nil {
+		return nil, err
+	}
+	self.Permits = permits
+	held, err := l.promote(ctx, room, self, q, try)
+	if err != nil {
+		l.abandon(self)
+		return nil, err
+	}
+	return l.track(&Hold{Self: held}), nil
+}
+
+// promote waits until self is the room's first waiter and the holders
+// leave room for it, and moves it among them.
+func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q []queue.Contender, try bool) (queue.Contender, error) {
+	for {
+		var err error
+		if q == nil {
+			if q, err = l.b.Queue(ctx, room); err != nil {
+				return queue.Contender{}, err
+			}
+		}
+		i := slices.IndexFunc(q, func(c queue.Contender) bool { return c.Key == self.Key })
+		switch {
+		case i < 0:
+			return queue.Contender{}, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
+		case i > 0 && try:
+			return queue.Contender{}, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
+		case i > 0:
+			if _, err := l.b.AwaitExit(ctx, q[i-1]); err != nil {
+				return queue.Contender{}, err
+			}
+			q = nil
+			continue
+		}
+		fits := func(holders []queue.Contender) bool { return queue.Fits(holders, self.Permits) }
+		room, err := l.b.AwaitRoom(ctx, l.name, fits, !try)
+		if err != nil {
+			return queue.Contender{}, err
+		}
+		if !room {
+			return queue.Contender{}, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
+		}
+		// Only the first waiter moves, so the room it saw is still there
+		// (a mutex's contender that joins meanwhile queues behind it);
+		// should self have been removed meanwhile, and another waiter
+		// be first, the move fails.
+		return l.b.Promote(ctx, self, l.name)
+	}
+}

@@ -38,6 +38,11 @@ var (
 	// Validate, or text that ParseSequencer cannot read.
 	ErrInvalidSequencer = errors.New("turnstile: invalid sequencer")
 
+	// ErrInvalidOption is returned, before any server call, by a recipe
+	// built with an option given a value out of its range, such as a
+	// negative lock-delay.
+	ErrInvalidOption = errors.New("turnstile: invalid option")
+
 	// ErrNilSession is returned, before any server call, by a recipe
 	// built on a nil session.
 	ErrNilSession = errors.New("turnstile: nil session")

@@ -371,36 +371,30 @@ func (s *Session) awaitPut(ctx context.Context, prefix string, rev int64) error 
 // revision, once created, and then a read checks that c is still there:
 // a watch started at an older revision would join the server's unsynced
 // watchers, which are caught up only every 100 ms, and that delay would
-// fall on every hand-off.
-func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (bool, error) {
+// fall on every hand-off. A marked Leave writes a turnstile key once more
+// before it deletes it, which the deleted key's last version shows.
+func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (recipe.Exit, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	for waited := false; ; waited = true {
-		left, err := s.awaitDelete(ctx, c)
-		if left == gone && !waited {
-			return false, nil
+	for first := true; ; first = false {
+		exit, err := s.awaitDelete(ctx, c)
+		if exit == recipe.Gone && !first {
+			exit = recipe.Deleted // gone while watched, between two watches
 		}
-		if left != 0 || err != nil {
-			return true, err
+		if exit != 0 || err != nil {
+			return exit, err
 		}
 		// The watch ended without a verdict, as after a reconnection
 		// past a compaction: watch again.
 	}
 }
 
-// How c was found to have left: already gone when the watch began, or
-// deleted while it ran.
-const (
-	gone = iota + 1
-	deleted
-)
-
 // awaitDelete runs one watch for c's deletion, and reports how c left,
 // or 0 with no error if the watch ends first.
-func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (int, error) {
+func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (recipe.Exit, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut(), clientv3.WithPrevKV())
 	for created := false; ; {
 		select {
 		case resp, ok := <-events:
@@ -423,13 +417,16 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (int, erro
 				}
 				s.saw(g.Header.Revision)
 				if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
-					return gone, nil
+					return recipe.Gone, nil
 				}
 			}
 			for _, ev := range resp.Events {
 				if ev.Type == clientv3.EventTypeDelete {
 					s.saw(ev.Kv.ModRevision)
-					return deleted, nil
+					if marked(ev.PrevKv, c.Key) {
+						return recipe.Released, nil
+					}
+					return recipe.Deleted, nil
 				}
 			}
 		case <-s.Done():
@@ -438,6 +435,17 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (int, erro
 			return 0, s.errOr(ctx, nil)
 		}
 	}
+}
+
+// marked reports whether prev, the last state of a deleted key, shows
+// the write of a marked Leave: a turnstile key is put once when it joins,
+// and again only by that write.
+func marked(prev *mvccpb.KeyValue, key string) bool {
+	if prev == nil || prev.Version < 2 {
+		return false
+	}
+	_, _, _, ours := queue.ParseNode(key[strings.LastIndexByte(key, '/')+1:])
+	return ours
 }
 
 // errOr returns the reason a call failed: the session's end, ctx's end,
@@ -507,12 +515,22 @@ func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Conten
 func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 
 // Leave deletes self's key in a transaction guarded by its create
-// revision: one round trip. A key found gone after an attempt whose
-// outcome is unknown (a lost reply, an earlier Leave that failed)
-// counts as deleted, since that attempt may have deleted it.
-func (s backend) Leave(ctx context.Context, self queue.Contender, retried bool) error {
+// revision: one round trip, and one more before it if marked, to put the
+// key again as it is. A key found gone after an attempt whose outcome is
+// unknown (a lost reply, an earlier Leave that failed) counts as deleted,
+// since that attempt may have deleted it.
+func (s backend) Leave(ctx context.Context, self queue.Contender, retried, marked bool) error {
 	if err := s.Err(); err != nil {
 		return err
+	}
+	if marked {
+		_, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(self.Key), "=", self.Seq)).
+				Then(clientv3.OpPut(self.Key, "", clientv3.WithIgnoreValue(), clientv3.WithIgnoreLease())).Commit()
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("etcdlock: mark %s: %w", self.Key, err)
+		}
 	}
 	deleted, err := s.remove(ctx, self.Key, self.Seq)
 	if err != nil {

@@ -15,6 +15,7 @@ package mutex
 
 import (
 	"context"
+	"time"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/recipe"
@@ -43,11 +44,40 @@ type Mutex struct {
 }
 
 // New returns the Mutex named name on s, a *zklock.Session or an
-// *etcdlock.Session. It makes no server call: a nil s or an invalid name
-// (see turnstile.ValidateName) is reported by every method, with an
-// error matching turnstile.ErrNilSession or turnstile.ErrInvalidName.
-func New(s turnstile.Session, name string) *Mutex {
-	return &Mutex{recipe.New(s, name)}
+// *etcdlock.Session. It makes no server call: a nil s, an invalid name
+// (see turnstile.ValidateName) or an option out of range is reported by
+// every method, with an error matching turnstile.ErrNilSession,
+// turnstile.ErrInvalidName or turnstile.ErrInvalidOption.
+func New(s turnstile.Session, name string, opts ...Option) *Mutex {
+	l := recipe.New(s, name)
+	recipe.Configure(l, opts)
+	return &Mutex{l}
+}
+
+// An Option configures a Mutex.
+type Option func(*recipe.Config)
+
+// WithLockDelay sets a lock-delay, as Chubby's: when a hold ends without
+// a release (its session ended, or someone else deleted its node or
+// key), the next contender is granted the lock no sooner than d after
+// that end was seen, so that requests the former holder sent before it
+// was cut off can drain first. An Unlock hands over at once: it marks
+// its delete (on ZooKeeper in the same request, on etcd with one more)
+// so that the contender behind it can tell a release from an end.
+//
+// It is a margin for resources that cannot check a fencing token, not a
+// guarantee: a request delayed longer than d still arrives after the
+// next holder's. Where the resource can check Token, fencing is the
+// guarantee.
+//
+// In doubt it delays: after another client's release, which it cannot
+// tell from an end, and after a hold that had gone before the contender
+// behind it started watching it, as happens when a hold ends just as a
+// contender joins. It cannot delay a contender that finds the lock free:
+// the servers keep no record of how the last hold ended. Every
+// contender of a name should use the same d.
+func WithLockDelay(d time.Duration) Option {
+	return func(c *recipe.Config) { c.Delay = d }
 }
 
 // Lock blocks until the lock is held, or until ctx ends. It joins the

@@ -90,7 +90,7 @@ func TestHoldsCostNoWatch(t *testing.T) {
 
 		const victim = 7
 		seq := mutexes[victim].Sequencer()
-		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false))
+		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false, false))
 		select {
 		case <-mutexes[victim].Lost():
 		case <-time.After(3 * recipe.SweepPeriod):
@@ -116,7 +116,7 @@ func TestUnlockFindsLoss(t *testing.T) {
 		require.NoError(t, m.Lock(ctx))
 		lost := m.Lost()
 		seq := m.Sequencer()
-		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false))
+		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false, false))
 		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
 		require.True(t, recipe.Closed(lost), "Lost() still open")
 	})
@@ -143,5 +143,134 @@ func TestUnlockGivenUpThenSessionEnds(t *testing.T) {
 			t.Fatal("Lost() still open after the session's end")
 		}
 		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
+	})
+}
+
+// delay is the lock-delay of these tests: long beside a hand-off (a few
+// milliseconds), short beside the suite.
+const delay = time.Second
+
+// slack covers the test's own sight of the holder's end, which may come
+// a poll later than the waiter's.
+const slack = 10 * time.Millisecond
+
+// A holder cut off past its session's lifetime: the waiter behind it,
+// with a lock-delay, is granted no sooner than the delay after the
+// server removed the holder's contender, and no later than a second
+// after that.
+func TestLockDelayAfterCut(t *testing.T) {
+	const lifetime = 2 * time.Second
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		name := locktest.Name()
+		session, p := s.Through(t, lifetime)
+		holder := mutex.New(session, name, mutex.WithLockDelay(delay))
+		require.NoError(t, holder.Lock(context.Background()))
+		waiter := mutex.New(s.Session(t), name, mutex.WithLockDelay(delay))
+		got := s.Waiting(t, name, 2, waiter.Lock)
+		p.Cut()
+		end := s.Left(t, name, 2)
+		at := servicetest.GrantedAt(t, got, "waiter")
+		require.GreaterOrEqual(t, at.Sub(end), delay-slack, "granted before the lock-delay")
+		require.LessOrEqual(t, at.Sub(end), delay+time.Second, "granted long after the lock-delay")
+		require.Greater(t, waiter.Token(), int64(0))
+		require.NoError(t, waiter.Unlock(context.Background()))
+	})
+}
+
+// A hold whose contender someone else deleted ended without a release:
+// the next grant waits the lock-delay too.
+func TestLockDelayAfterDelete(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		holder := mutex.New(s.Session(t), name, mutex.WithLockDelay(delay))
+		require.NoError(t, holder.Lock(ctx))
+		waiter := mutex.New(s.Session(t), name, mutex.WithLockDelay(delay))
+		got := s.Waiting(t, name, 2, waiter.Lock)
+		seq := holder.Sequencer()
+		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false, false))
+		end := time.Now()
+		at := servicetest.GrantedAt(t, got, "waiter")
+		require.GreaterOrEqual(t, at.Sub(end), delay-slack, "granted before the lock-delay")
+		require.NoError(t, waiter.Unlock(ctx))
+		require.ErrorIs(t, holder.Unlock(ctx), turnstile.ErrLost)
+	})
+}
+
+// An Unlock hands over at once, with a lock-delay far longer than a
+// hand-off: to a waiter already watching, and through a chain of them.
+func TestLockDelayRelease(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		const long = time.Minute
+		ms := make([]*mutex.Mutex, 4)
+		for i := range ms {
+			ms[i] = mutex.New(s.Session(t), name, mutex.WithLockDelay(long))
+		}
+		require.NoError(t, ms[0].Lock(ctx))
+		got := make([]<-chan error, len(ms))
+		for i := 1; i < len(ms); i++ {
+			got[i] = s.Waiting(t, name, i+1, ms[i].Lock)
+		}
+		start := time.Now()
+		for i := 1; i < len(ms); i++ {
+			require.NoError(t, ms[i-1].Unlock(ctx))
+			servicetest.Succeeds(t, got[i], "waiter")
+		}
+		require.Less(t, time.Since(start), long/2, "a release was delayed")
+		require.NoError(t, ms[len(ms)-1].Unlock(ctx))
+		require.Zero(t, s.Queued(t, name))
+	})
+}
+
+// A waiter cancelled while it waits leaves as a release does: the one
+// behind it is not delayed.
+func TestLockDelayCancelledWaiter(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		const long = time.Minute
+		holder := mutex.New(s.Session(t), name, mutex.WithLockDelay(long))
+		require.NoError(t, holder.Lock(ctx))
+		cctx, cancel := context.WithCancel(ctx)
+		cancelled := mutex.New(s.Session(t), name, mutex.WithLockDelay(long))
+		watches := s.Watches(t)
+		cgot := make(chan error, 1)
+		go func() { cgot <- cancelled.Lock(cctx) }()
+		locktest.Eventually(t, 10*time.Second, "waiter watching", func() bool { return s.Watches(t) == watches+1 })
+		last := mutex.New(s.Session(t), name, mutex.WithLockDelay(long))
+		got := s.Waiting(t, name, 3, last.Lock)
+		cancel()
+		require.ErrorIs(t, <-cgot, context.Canceled)
+		// The last waiter watches the holder now. ZooKeeper keeps the
+		// cancelled waiter's watch on the holder until it fires; etcd
+		// removes it.
+		dangling := 0
+		if s.Name == "zookeeper" {
+			dangling = 1
+		}
+		locktest.Eventually(t, 10*time.Second, "the last waiter watching the holder", func() bool {
+			return s.Queued(t, name) == 2 && s.Watches(t) == watches+dangling+1
+		})
+		start := time.Now()
+		require.NoError(t, holder.Unlock(ctx))
+		servicetest.Succeeds(t, got, "waiter")
+		require.Less(t, time.Since(start), long/2, "delayed by a cancelled waiter")
+		require.NoError(t, last.Unlock(ctx))
+	})
+}
+
+// A negative lock-delay fails every call before any server call.
+func TestLockDelayInvalid(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		session := s.Session(t)
+		before := s.Writes(t)
+		m := mutex.New(session, locktest.Name(), mutex.WithLockDelay(-time.Second))
+		require.ErrorIs(t, m.Lock(ctx), turnstile.ErrInvalidOption)
+		require.ErrorIs(t, m.TryLock(ctx), turnstile.ErrInvalidOption)
+		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrInvalidOption)
+		require.Equal(t, before, s.Writes(t), "the server changed")
 	})
 }

@@ -15,6 +15,7 @@ package rwlock
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/recipe"
@@ -54,11 +55,26 @@ type RWMutex struct {
 }
 
 // New returns the read-write lock named name on s, a *zklock.Session or
-// an *etcdlock.Session. It makes no server call: a nil s or an invalid
-// name (see turnstile.ValidateName) is reported by every method, with an
-// error matching turnstile.ErrNilSession or turnstile.ErrInvalidName.
-func New(s turnstile.Session, name string) *RWMutex {
-	return &RWMutex{recipe.New(s, name)}
+// an *etcdlock.Session. It makes no server call: a nil s, an invalid name
+// (see turnstile.ValidateName) or an option out of range is reported by
+// every method, with an error matching turnstile.ErrNilSession,
+// turnstile.ErrInvalidName or turnstile.ErrInvalidOption.
+func New(s turnstile.Session, name string, opts ...Option) *RWMutex {
+	l := recipe.New(s, name)
+	recipe.Configure(l, opts)
+	return &RWMutex{l}
+}
+
+// An Option configures an RWMutex.
+type Option func(*recipe.Config)
+
+// WithLockDelay sets a lock-delay on the write side, as
+// mutex.WithLockDelay does for a mutex: when a write hold ends without a
+// release, the next grant, read or write, comes no sooner than d after
+// that end was seen. The end of a read hold delays no one, since readers
+// do not write.
+func WithLockDelay(d time.Duration) Option {
+	return func(c *recipe.Config) { c.Delay = d }
 }
 
 // RLock blocks until the lock is held for reading, or until ctx ends.

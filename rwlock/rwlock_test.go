@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/rwlock"
@@ -621,5 +622,42 @@ func TestSequencers(t *testing.T) {
 		require.NoError(t, f.Admit(w))
 		require.ErrorIs(t, f.Admit(r2), turnstile.ErrStaleToken, "a reader after the writer")
 		require.NoError(t, rws[2].Unlock(ctx))
+	})
+}
+
+// With a lock-delay, a write hold that ends without a release (here its
+// node or key deleted by someone else) delays the reader behind it; a
+// read hold's end delays no one, since readers do not write.
+func TestLockDelay(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		const delay = time.Second
+		remove := func(rw *rwlock.RWMutex) time.Time {
+			seq := rw.Sequencer()
+			require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false, false))
+			return time.Now()
+		}
+		for _, tc := range []struct {
+			first, then turnstile.Kind
+			delayed     bool
+		}{{write, read, true}, {read, write, false}} {
+			name := locktest.Name()
+			holder := rwlock.New(s.Session(t), name, rwlock.WithLockDelay(delay))
+			require.NoError(t, acquire(ctx, holder, tc.first))
+			waiter := rwlock.New(s.Session(t), name, rwlock.WithLockDelay(delay))
+			watches := s.Watches(t)
+			got := make(chan error, 1)
+			go func() { got <- acquire(ctx, waiter, tc.then) }()
+			locktest.Eventually(t, 10*time.Second, "waiter watching", func() bool { return s.Watches(t) == watches+1 })
+			end := remove(holder)
+			granted(t, got, tc.then.String())
+			// The waiter may see the end before the delete's reply
+			// reaches the test.
+			took := time.Since(end)
+			if tc.delayed && took < delay-10*time.Millisecond || !tc.delayed && took > delay/2 {
+				t.Errorf("%s after %s: granted after %v, want delayed %v", tc.then, tc.first, took, tc.delayed)
+			}
+			require.NoError(t, release(ctx, waiter, tc.then))
+		}
 	})
 }

@@ -455,25 +455,30 @@ func (s *Session) watch(ctx context.Context, path string) (*zk.Stat, <-chan zk.E
 }
 
 // AwaitExit watches c's node alone: one request, then one notification.
-func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (bool, error) {
-	for waited := false; ; waited = true {
+// A marked Leave writes the node's data in the transaction that deletes
+// it, so the watch sees the write first; a session's end, or another
+// client's delete, only the deletion.
+func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (recipe.Exit, error) {
+	for exit := recipe.Gone; ; exit = recipe.Deleted {
 		stat, ch, err := s.watch(ctx, c.Key)
 		if err != nil || stat == nil {
-			return waited, err
+			return exit, err
 		}
 		select {
 		case ev := <-ch:
 			switch ev.Type {
 			case zk.EventNodeDeleted:
-				return true, nil
+				return recipe.Deleted, nil
+			case zk.EventNodeDataChanged:
+				return recipe.Released, nil
 			case zk.EventNotWatching:
-				return true, s.wrap(cmpErr(ev.Err, zk.ErrClosing))
+				return 0, s.wrap(cmpErr(ev.Err, zk.ErrClosing))
 			}
-			// The node's data changed: watch again.
+			// Any other event: look again.
 		case <-ctx.Done():
-			return true, ctx.Err()
+			return 0, ctx.Err()
 		case <-s.Done():
-			return true, s.Err()
+			return 0, s.Err()
 		}
 	}
 }
@@ -519,17 +524,29 @@ func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Conten
 // Tracker returns the session's tracker of its contenders.
 func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 
-// Leave deletes self's node. A delete that finds the node gone after an
-// earlier attempt whose outcome is unknown (a lost reply, or a caller
-// that stopped waiting) counts as success, since that attempt may have
-// deleted it.
-func (s backend) Leave(ctx context.Context, self queue.Contender, retried bool) error {
-	return s.remove(ctx, self.Key, retried)
+// Leave deletes self's node, marked with a write of its data in the
+// same transaction: one request either way. A delete that finds the node
+// gone after an earlier attempt whose outcome is unknown (a lost reply,
+// or a caller that stopped waiting) counts as success, since that
+// attempt may have deleted it.
+func (s backend) Leave(ctx context.Context, self queue.Contender, retried, marked bool) error {
+	if !marked {
+		return s.remove(ctx, self.Key, retried)
+	}
+	return s.removeWith(ctx, self.Key, retried, func() error {
+		_, err := s.conn.Multi(&zk.SetDataRequest{Path: self.Key, Version: -1}, &zk.DeleteRequest{Path: self.Key, Version: -1})
+		return err
+	})
 }
 
 func (s *Session) remove(ctx context.Context, path string, retried bool) error {
+	return s.removeWith(ctx, path, retried, func() error { return s.conn.Delete(path, -1) })
+}
+
+// removeWith runs del, which deletes path, until it has an answer.
+func (s *Session) removeWith(ctx context.Context, path string, retried bool, del func() error) error {
 	for {
-		_, err := call(ctx, s, func() (struct{}, error) { return struct{}{}, s.conn.Delete(path, -1) })
+		_, err := call(ctx, s, func() (struct{}, error) { return struct{}{}, del() })
 		switch {
 		case err == nil || retried && errors.Is(err, zk.ErrNoNode):
 			return nil

@@ -17,8 +17,11 @@ import "github.com/turnstile-go/turnstile/mutex"
 // either backend.
 type Mutex = mutex.Mutex
 
-// NewMutex returns the Mutex named name on s. It makes no server call: a
-// nil s or an invalid name (see turnstile.ValidateName) is reported by
-// every method, with an error matching turnstile.ErrNilSession or
-// turnstile.ErrInvalidName.
-func NewMutex(s *Session, name string) *Mutex { return mutex.New(s, name) }
+// NewMutex returns the Mutex named name on s, configured by opts, such as
+// mutex.WithLockDelay. It makes no server call: a nil s, an invalid name
+// (see turnstile.ValidateName) or an option out of range is reported by
+// every method, with an error matching turnstile.ErrNilSession,
+// turnstile.ErrInvalidName or turnstile.ErrInvalidOption.
+func NewMutex(s *Session, name string, opts ...mutex.Option) *Mutex {
+	return mutex.New(s, name, opts...)
+}

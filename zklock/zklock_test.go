@@ -494,7 +494,7 @@ func TestNodeDeleted(t *testing.T) {
 	q, err := b.Queue(ctx, name)
 	require.NoError(t, err)
 	require.Len(t, q, 1)
-	require.NoError(t, b.Leave(ctx, q[0], false))
+	require.NoError(t, b.Leave(ctx, q[0], false, false))
 	select {
 	case <-m.Lost():
 	case <-time.After(10 * time.Second):

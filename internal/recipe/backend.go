@@ -38,11 +38,13 @@ type Backend interface {
 	// them, leaving out entries that are not contenders.
 	Queue(ctx context.Context, name string) ([]queue.Contender, error)
 
-	// AwaitExit blocks until c has left the queue, and reports whether
-	// it waited: false if c was gone already when it looked. It returns
-	// an error matching turnstile.ErrLost if the session ends first, and
-	// ctx's error if ctx ends first.
-	AwaitExit(ctx context.Context, c queue.Contender) (waited bool, err error)
+	// AwaitExit blocks until c has left the queue, and reports how it
+	// saw it go. It returns an error matching turnstile.ErrLost if the
+	// session ends first, and ctx's error if ctx ends first. Released
+	// may come from a change that only looks like a marked Leave, so a
+	// caller told Released reads the queue again before it believes c
+	// gone.
+	AwaitExit(ctx context.Context, c queue.Contender) (Exit, error)
 
 	// Check returns nil if self is still queued on the live session, and
 	// an error matching turnstile.ErrLost if it is not.
@@ -58,8 +60,9 @@ type Backend interface {
 	// must not remove a later contender. It returns an error matching
 	// turnstile.ErrLost if self was already gone, unless retried says that
 	// an earlier Leave of self, whose outcome is unknown, may have removed
-	// it.
-	Leave(ctx context.Context, self queue.Contender, retried bool) error
+	// it. With marked, a contender watching self with AwaitExit sees it
+	// Released rather than Deleted.
+	Leave(ctx context.Context, self queue.Contender, retried, marked bool) error
 
 	// AwaitRoom blocks until fits reports room among the contenders of
 	// name, whom it lists, and reports whether there is; without wait it
@@ -93,6 +96,20 @@ type Backend interface {
 	// Tracker returns the session's Tracker, which the recipes share.
 	Tracker() *Tracker
 }
+
+// Exit is how AwaitExit saw a contender leave the queue.
+type Exit int
+
+const (
+	// Gone: it had left when AwaitExit first looked; how is unknown.
+	Gone Exit = iota + 1
+	// Deleted: its node or key was deleted while AwaitExit watched,
+	// without the mark of a release: its session ended, someone else
+	// removed it, or its client does not mark releases.
+	Deleted
+	// Released: it left by a marked Leave while AwaitExit watched.
+	Released
+)
 
 // adapters find the Backend behind a user's session, one per backend
 // package, registered as the package is loaded: the recipes reach a

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
@@ -32,6 +33,9 @@ type Lock struct {
 	b    Backend
 	name string
 	err  error // set at construction: every call fails with it
+
+	// delay is the lock-delay (Config).
+	delay time.Duration
 
 	gate gate
 
@@ -61,6 +65,29 @@ func New(s turnstile.Session, name string) *Lock {
 		l.err = turnstile.ValidateName(name)
 	}
 	return l
+}
+
+// Config is what a recipe's options set.
+type Config struct {
+	// Delay is the lock-delay: how long a contender waits, once a
+	// contender ahead of it that may have held exclusively has left
+	// without releasing, before it believes itself admitted. Its own
+	// releases are then marked, so that contenders behind it tell them
+	// from a session's end.
+	Delay time.Duration
+}
+
+// Configure applies a recipe's options to l. An option out of range
+// makes every call fail with an error matching turnstile.ErrInvalidOption.
+func Configure[O ~func(*Config)](l *Lock, opts []O) {
+	var c Config
+	for _, opt := range opts {
+		opt(&c)
+	}
+	if c.Delay < 0 && l.err == nil {
+		l.err = fmt.Errorf("%w: lock-delay %v for %s, want 0 or more", turnstile.ErrInvalidOption, c.Delay, l.name)
+	}
+	l.delay = c.Delay
 }
 
 // Backend returns the backend the Lock runs on, nil if it has none.
@@ -154,11 +181,20 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 			if try {
 				return nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 			}
-			waited, err := l.b.AwaitExit(ctx, d.Wait)
+			exit, err := l.b.AwaitExit(ctx, d.Wait)
 			if err != nil {
 				return nil, err
 			}
-			if !d.Last {
+			delayed := false
+			if l.delay > 0 && exit != Released && d.Wait.Kind != turnstile.Shared {
+				// The one ahead may have held, and did not release:
+				// its holder's requests may still be on their way.
+				if err := pause(ctx, l.delay); err != nil {
+					return nil, err
+				}
+				delayed = true
+			}
+			if !d.Last || exit == Released {
 				if q, err = l.b.Queue(ctx, l.name); err != nil {
 					return nil, err
 				}
@@ -170,7 +206,7 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 			// moment before, as a contender admitted by a read is: that
 			// saves a request on most hand-offs between two contenders,
 			// whose read at joining still sees the holder.
-			if waited {
+			if exit == Deleted || delayed {
 				if err := l.b.Check(ctx, self); err != nil {
 					return nil, err
 				}
@@ -180,12 +216,24 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 	}
 }
 
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // abandon removes a contender whose acquisition failed, before Lock
 // returns if the server answers at once, so that a failed Lock never
 // leaves a contender blocking others.
 func (l *Lock) abandon(self queue.Contender) {
 	session.Cleanup(l.b.Done(), func(ctx context.Context) bool {
-		err := l.b.Leave(ctx, self, true)
+		err := l.b.Leave(ctx, self, true, l.delay > 0)
 		return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
 	})
 }
@@ -217,7 +265,7 @@ func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 		err = fmt.Errorf("%w: %s", turnstile.ErrLost, h.Self.Key)
 	} else {
 		t.leaving(h.Self)
-		err = l.b.Leave(ctx, h.Self, h.leaving)
+		err = l.b.Leave(ctx, h.Self, h.leaving, l.delay > 0)
 		if err != nil && !errors.Is(err, turnstile.ErrLost) && !errors.Is(err, turnstile.ErrSessionClosed) {
 			// The hold stays for another Release. Its delete may yet
 			// land, so from now on the contender's absence is no loss.

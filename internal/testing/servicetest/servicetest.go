@@ -225,6 +225,41 @@ func (s *Service) InOrder(tb testing.TB, name string, n int, join func(i int) er
 	return got
 }
 
+// Waiting runs acquire in a goroutine of its own and returns once the
+// server shows n contenders under name and one watch more than before:
+// the new contender waiting for the one ahead. Its result goes to the
+// channel returned.
+func (s *Service) Waiting(tb testing.TB, name string, n int, acquire func(context.Context) error) <-chan error {
+	tb.Helper()
+	watches := s.Watches(tb)
+	got := make(chan error, 1)
+	go func() { got <- acquire(context.Background()) }()
+	locktest.Eventually(tb, 10*time.Second, "contender waiting", func() bool {
+		return s.Queued(tb, name) == n && s.Watches(tb) == watches+1
+	})
+	return got
+}
+
+// Left returns once the server shows fewer than n contenders under name:
+// at most a round trip after the server removed one.
+func (s *Service) Left(tb testing.TB, name string, n int) time.Time {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Queued(tb, name) >= n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("still %d contenders under %s after 10s", n, name)
+		}
+	}
+	return time.Now()
+}
+
+// GrantedAt is Succeeds, returning when the result came.
+func GrantedAt(tb testing.TB, got <-chan error, who string) time.Time {
+	tb.Helper()
+	Succeeds(tb, got, who)
+	return time.Now()
+}
+
 // Succeeds waits for a result from got, and fails the test unless it is
 // nil.
 func Succeeds(tb testing.TB, got <-chan error, who string) {

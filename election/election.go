@@ -136,7 +136,7 @@ func (e *Election) Leader(ctx context.Context) (string, error) {
 		}
 		id, queued, err := e.b.Value(ctx, q[0])
 		if err != nil || queued {
-			return string(id), err
+			return string(id.Value), err
 		}
 	}
 }
@@ -258,7 +258,7 @@ func (e *Election) followOnce(ctx context.Context, report func(string)) error {
 	if err != nil || !queued {
 		return err
 	}
-	report(string(id))
+	report(string(id.Value))
 	_, err = e.b.AwaitExit(ctx, q[0])
 	return err
 }

@@ -134,10 +134,16 @@ func parse(kv *mvccpb.KeyValue, prefix string) (queue.Contender, bool) {
 		return queue.Contender{}, false
 	}
 	kind, permits, _, ours := queue.ParseNode(node)
+	client := queue.Turnstile
 	if !ours {
-		kind = turnstile.Exclusive
+		kind, client = turnstile.Exclusive, ""
+		// etcd's concurrency package, and etcdctl through it, name a
+		// key by its lease's id in hex.
+		if node != "" && strings.Trim(node, "0123456789abcdef") == "" {
+			client = queue.EtcdConcurrency
+		}
 	}
-	return queue.Contender{Key: key, Kind: kind, Permits: permits, Seq: kv.CreateRevision, Token: kv.CreateRevision}, true
+	return queue.Contender{Key: key, Kind: kind, Permits: permits, Seq: kv.CreateRevision, Token: kv.CreateRevision, Client: client}, true
 }
 
 // Queue reads the name's keys in create order: one round trip. The read
@@ -278,14 +284,14 @@ func (w *roomWatch) next(ctx context.Context, s *Session) error {
 // Promote puts self's key among name's keys and deletes it from the
 // waiting room in one transaction, guarded by self's create revision:
 // one round trip. The new key's create revision is its token.
-func (s backend) Promote(ctx context.Context, self queue.Contender, name string) (queue.Contender, error) {
+func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, error) {
 	key := s.keys.take(name+"/", queue.Word(turnstile.Permit, self.Permits))
 	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(self.Key), "=", self.Seq),
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 		).Then(
-			clientv3.OpPut(key, "", clientv3.WithLease(s.lease)),
+			clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease)),
 			clientv3.OpDelete(self.Key),
 		).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.discard(key) })
@@ -314,18 +320,18 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string)
 }
 
 // Value reads c's key: one round trip.
-func (s backend) Value(ctx context.Context, c queue.Contender) ([]byte, bool, error) {
+func (s backend) Value(ctx context.Context, c queue.Contender) (recipe.Entry, bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	g, err := s.cli.Get(ctx, c.Key)
 	if err != nil {
-		return nil, false, fmt.Errorf("etcdlock: read %s: %w", c.Key, s.errOr(ctx, err))
+		return recipe.Entry{}, false, fmt.Errorf("etcdlock: read %s: %w", c.Key, s.errOr(ctx, err))
 	}
 	s.saw(g.Header.Revision)
 	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
-		return nil, false, nil
+		return recipe.Entry{}, false, nil
 	}
-	return g.Kvs[0].Value, true, nil
+	return recipe.Entry{Value: g.Kvs[0].Value, Token: c.Seq}, true, nil
 }
 
 // AwaitJoin reads name's keys, and if none is a contender watches the

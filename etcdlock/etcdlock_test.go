@@ -295,7 +295,7 @@ func TestFencing(t *testing.T) {
 // A Session shows what its users call, and none of the queue operations
 // the recipes use.
 func TestSessionMethods(t *testing.T) {
-	locktest.Methods(t, &etcdlock.Session{}, "Check", "Client", "Close", "Done", "Err", "Lease")
+	locktest.Methods(t, &etcdlock.Session{}, "Check", "Client", "Close", "Done", "Err", "Lease", "Participants")
 }
 
 // WithContext bounds NewSession: with no member to reach, it gives up

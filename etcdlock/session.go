@@ -262,3 +262,12 @@ func (s *Session) saw(rev int64) {
 		}
 	}
 }
+
+// Participants lists the queue of the lock, election or semaphore called
+// name, holders first, by create revision: every key directly under
+// name/, whichever client put it, with its value as identity. etcd keeps
+// no time with a key, so Since is zero. It reads the keys and then each
+// key, a round trip each.
+func (s *Session) Participants(ctx context.Context, name string) ([]turnstile.Participant, error) {
+	return recipe.Participants(ctx, backend{s}, name)
+}

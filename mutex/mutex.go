@@ -80,6 +80,14 @@ func WithLockDelay(d time.Duration) Option {
 	return func(c *recipe.Config) { c.Delay = d }
 }
 
+// WithIdentity sets what this Mutex's contender stores in its node or
+// key, where Participants, dlock -ls, Curator and kazoo read it: by
+// default the host name and process id, as host:pid. The error of an
+// id that turnstile.ValidateID refuses matches turnstile.ErrInvalidOption.
+func WithIdentity(id string) Option {
+	return func(c *recipe.Config) { c.Identity = id }
+}
+
 // Lock blocks until the lock is held, or until ctx ends. It joins the
 // queue behind every contender already in it (first come, first served)
 // in one round trip, which also tells an uncontended Lock that it holds.

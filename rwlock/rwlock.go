@@ -77,6 +77,12 @@ func WithLockDelay(d time.Duration) Option {
 	return func(c *recipe.Config) { c.Delay = d }
 }
 
+// WithIdentity sets what this RWMutex's contenders store, as
+// mutex.WithIdentity does for a mutex.
+func WithIdentity(id string) Option {
+	return func(c *recipe.Config) { c.Identity = id }
+}
+
 // RLock blocks until the lock is held for reading, or until ctx ends.
 // On failure it returns the error, ctx's error if ctx ended, and leaves
 // nothing in the queue; an RLock that returns nil holds even if ctx

@@ -81,15 +81,27 @@ type Semaphore struct {
 
 // New returns the semaphore named name on s, a *zklock.Session or an
 // *etcdlock.Session, allowing permits holders at once. It makes no server
-// call: a nil s, an invalid name (see turnstile.ValidateName) or permits
-// out of range is reported by every method, with an error matching
-// turnstile.ErrNilSession, turnstile.ErrInvalidName or ErrInvalidPermits.
-func New(s turnstile.Session, name string, permits int) *Semaphore {
+// call: a nil s, an invalid name (see turnstile.ValidateName), permits
+// out of range or an option out of range is reported by every method,
+// with an error matching turnstile.ErrNilSession,
+// turnstile.ErrInvalidName, ErrInvalidPermits or
+// turnstile.ErrInvalidOption.
+func New(s turnstile.Session, name string, permits int, opts ...Option) *Semaphore {
 	sem := &Semaphore{l: recipe.New(s, name), permits: permits}
+	recipe.Configure(sem.l, opts)
 	if sem.err = sem.l.Err(); sem.err == nil && (permits < 1 || permits > MaxPermits) {
 		sem.err = fmt.Errorf("%w: %d for %s, want 1 to %d", ErrInvalidPermits, permits, name, MaxPermits)
 	}
 	return sem
+}
+
+// An Option configures a Semaphore.
+type Option func(*recipe.Config)
+
+// WithIdentity sets what this Semaphore's contenders store, as
+// mutex.WithIdentity does for a mutex.
+func WithIdentity(id string) Option {
+	return func(c *recipe.Config) { c.Identity = id }
 }
 
 // Acquire blocks until the value holds a permit, or until ctx ends. On

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -89,13 +90,13 @@ func (s *Session) czxid(ctx context.Context, node created) (int64, error) {
 // waiting room, in one transaction whose stamp tells the new node's
 // czxid (see createIn): one request. After a lost reply the new node is
 // found by its id, as a join's is.
-func (s backend) Promote(ctx context.Context, self queue.Contender, name string) (queue.Contender, error) {
+func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, error) {
 	id := znode.ID(path.Base(self.Key))
 	own := name + "/" + znode.Own(id)
 	leave := &zk.DeleteRequest{Path: self.Key, Version: -1}
 	for {
 		node, err := callOr(ctx, s.Session, func() (created, error) {
-			return s.createIn(name, own, queue.PermitLabel(self.Permits), nil, leave)
+			return s.createIn(name, own, queue.PermitLabel(self.Permits), value, leave)
 		}, func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
 			lostReply := err
@@ -370,23 +371,26 @@ func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.C
 	}
 }
 
-// Value reads c's node data: one request.
-func (s backend) Value(ctx context.Context, c queue.Contender) ([]byte, bool, error) {
+// Value reads c's node data and stat: one request.
+func (s backend) Value(ctx context.Context, c queue.Contender) (recipe.Entry, bool, error) {
 	type res struct {
-		data   []byte
+		e      recipe.Entry
 		queued bool
 	}
 	r, err := read(ctx, s.Session, func() (res, error) {
-		data, _, err := s.conn.Get(c.Key)
-		if errors.Is(err, zk.ErrNoNode) {
-			return res{}, nil
+		data, stat, err := s.conn.Get(c.Key)
+		if errors.Is(err, zk.ErrNoNode) || err != nil {
+			return res{}, err
 		}
-		return res{data, err == nil}, err
+		return res{recipe.Entry{Value: data, Token: stat.Czxid, Since: time.UnixMilli(stat.Ctime)}, true}, nil
 	})
-	if err != nil {
-		return nil, false, fmt.Errorf("zklock: read %s: %w", c.Key, err)
+	if errors.Is(err, zk.ErrNoNode) {
+		return recipe.Entry{}, false, nil
 	}
-	return r.data, r.queued, nil
+	if err != nil {
+		return recipe.Entry{}, false, fmt.Errorf("zklock: read %s: %w", c.Key, err)
+	}
+	return r.e, r.queued, nil
 }
 
 // AwaitJoin watches name's children, or name's creation while it does

@@ -515,3 +515,12 @@ func refused(err error) error {
 	}
 	return err
 }
+
+// Participants lists the queue of the lock, election or semaphore called
+// name, holders first, in the server's order: every child node that is a
+// contender, whichever client created it, with the identity it stored as
+// its data, its czxid and its creation time. It reads the children and
+// then each node, a request each.
+func (s *Session) Participants(ctx context.Context, name string) ([]turnstile.Participant, error) {
+	return recipe.Participants(ctx, backend{s}, name)
+}

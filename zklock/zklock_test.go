@@ -615,7 +615,7 @@ func TestOthersData(t *testing.T) {
 // A Session shows what its users call, and none of the queue operations
 // the recipes use.
 func TestSessionMethods(t *testing.T) {
-	locktest.Methods(t, &zklock.Session{}, "Check", "Close", "Conn", "Done", "Err", "ID")
+	locktest.Methods(t, &zklock.Session{}, "Check", "Close", "Conn", "Done", "Err", "ID", "Participants")
 }
 
 // WithContext bounds Connect: a server that takes the connection and

@@ -20,6 +20,9 @@ type Contender struct {
 	// Permits is the number of permits a Permit contender asked for,
 	// read back from its Key; 0 for other kinds.
 	Permits int
+	// Client names the client that wrote the contender, where its Key
+	// tells (see turnstile.Participant).
+	Client string
 	// Seq is the server's order of arrival within the name: the znode's
 	// sequence number, or the key's create revision.
 	Seq int64
@@ -28,6 +31,16 @@ type Contender struct {
 	// the contender Join returns.
 	Token int64
 }
+
+// The clients a contender's name can tell (see turnstile.Participant).
+const (
+	Turnstile       = "turnstile"
+	Curator         = "Curator"
+	Kazoo           = "kazoo"
+	ZkLock          = "zk.Lock"
+	ZooKeeperRecipe = "ZooKeeper recipe"
+	EtcdConcurrency = "etcd concurrency"
+)
 
 // Decision is what a contender does after reading the queue.
 type Decision struct {
@@ -94,4 +107,15 @@ func Fits(holders []Contender, permits int) bool {
 		limit = min(limit, h.Permits)
 	}
 	return len(holders) < limit
+}
+
+// Holding reports, for each contender of queue in server order, whether
+// it holds by the queue rules. Permit contenders in a name's own queue
+// are a semaphore's holders; its waiters queue elsewhere.
+func Holding(queue []Contender) []bool {
+	holds := make([]bool, len(queue))
+	for i, c := range queue {
+		holds[i] = c.Kind == turnstile.Permit || blocker(queue[:i], c.Kind) < 0
+	}
+	return holds
 }

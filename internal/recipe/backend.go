@@ -3,6 +3,7 @@ package recipe
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
@@ -72,15 +73,16 @@ type Backend interface {
 	AwaitRoom(ctx context.Context, name string, fits func([]queue.Contender) bool, wait bool) (bool, error)
 
 	// Promote moves self, a Permit contender of name's WaitingRoom, into
-	// name's own queue in one write, behind every contender there, and
-	// returns it there with its token. It returns an error matching
+	// name's own queue in one write, behind every contender there, with
+	// value as payload, and returns it there with its token. It returns an error matching
 	// turnstile.ErrLost if self is no longer queued. A Promote that fails
 	// leaves no contender in name's queue.
-	Promote(ctx context.Context, self queue.Contender, name string) (queue.Contender, error)
+	Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, error)
 
-	// Value reads the payload c joined with; queued is false if c has
-	// left the queue.
-	Value(ctx context.Context, c queue.Contender) (value []byte, queued bool, err error)
+	// Value reads what c stored when it joined (a candidate's id, a
+	// contender's identity), with its token and, where the server keeps
+	// it, the time it joined; queued is false if c has left the queue.
+	Value(ctx context.Context, c queue.Contender) (e Entry, queued bool, err error)
 
 	// AwaitJoin blocks until the queue of name holds a contender, the
 	// session ends (an error matching turnstile.ErrLost or
@@ -95,6 +97,13 @@ type Backend interface {
 
 	// Tracker returns the session's Tracker, which the recipes share.
 	Tracker() *Tracker
+}
+
+// Entry is what Value reads of a contender.
+type Entry struct {
+	Value []byte
+	Token int64
+	Since time.Time // zero where the server keeps no time
 }
 
 // Exit is how AwaitExit saw a contender leave the queue.

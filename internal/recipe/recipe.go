@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"sync"
 	"time"
@@ -36,6 +37,8 @@ type Lock struct {
 
 	// delay is the lock-delay (Config).
 	delay time.Duration
+	// identity is what the Lock's contenders store (Config).
+	identity []byte
 
 	gate gate
 
@@ -58,7 +61,7 @@ type Hold struct {
 // call.
 func New(s turnstile.Session, name string) *Lock {
 	b, err := Of(s)
-	l := &Lock{b: b, name: name}
+	l := &Lock{b: b, name: name, identity: defaultIdentity()}
 	if err != nil {
 		l.err = fmt.Errorf("%w: lock %q", err, name)
 	} else {
@@ -75,7 +78,20 @@ type Config struct {
 	// releases are then marked, so that contenders behind it tell them
 	// from a session's end.
 	Delay time.Duration
+	// Identity is what a contender stores in its node or key, for
+	// operators and other clients to read: by default the host name and
+	// process id.
+	Identity string
 }
+
+// defaultIdentity names this process as an operator looks for it.
+var defaultIdentity = sync.OnceValue(func() []byte {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return []byte(fmt.Sprintf("%s:%d", host, os.Getpid()))
+})
 
 // Configure applies a recipe's options to l. An option out of range
 // makes every call fail with an error matching turnstile.ErrInvalidOption.
@@ -88,6 +104,12 @@ func Configure[O ~func(*Config)](l *Lock, opts []O) {
 		l.err = fmt.Errorf("%w: lock-delay %v for %s, want 0 or more", turnstile.ErrInvalidOption, c.Delay, l.name)
 	}
 	l.delay = c.Delay
+	if c.Identity != "" {
+		if err := turnstile.ValidateID(c.Identity); err != nil && l.err == nil {
+			l.err = fmt.Errorf("%w: identity for %s: %w", turnstile.ErrInvalidOption, l.name, err)
+		}
+		l.identity = []byte(c.Identity)
+	}
 }
 
 // Backend returns the backend the Lock runs on, nil if it has none.
@@ -108,7 +130,8 @@ func isNil(b turnstile.Session) bool {
 }
 
 // Acquire joins the queue as a contender of kind, named with label, with
-// value as payload, and blocks until admitted. With try set it never
+// value as payload (the Lock's identity if nil), and blocks until
+// admitted. With try set it never
 // waits: if it is not admitted at once it leaves the queue and returns an
 // error matching turnstile.ErrLocked. On any error nothing of this call is
 // left in the queue.
@@ -144,6 +167,9 @@ func (l *Lock) enter(ctx context.Context, try bool, acquire func() (*Hold, error
 }
 
 func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, value []byte, try bool) (*Hold, error) {
+	if value == nil {
+		value = l.identity
+	}
 	self, q, err := l.b.Join(ctx, l.name, kind, label, value)
 	if err != nil {
 		return nil, err

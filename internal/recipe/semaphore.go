@@ -33,7 +33,7 @@ func (l *Lock) AcquirePermit(ctx context.Context, permits int, try bool) error {
 
 func (l *Lock) acquirePermit(ctx context.Context, permits int, try bool) (*Hold, error) {
 	room := l.name + "/" + WaitingRoom
-	self, q, err := l.b.Join(ctx, room, turnstile.Permit, queue.PermitLabel(permits), nil)
+	self, q, err := l.b.Join(ctx, room, turnstile.Permit, queue.PermitLabel(permits), l.identity)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +81,6 @@ func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q
 		// (a mutex's contender that joins meanwhile queues behind it);
 		// should self have been removed meanwhile, and another waiter
 		// be first, the move fails.
-		return l.b.Promote(ctx, self, l.name)
+		return l.b.Promote(ctx, self, l.name, l.identity)
 	}
 }

@@ -46,7 +46,60 @@ func Parse(child string) (c queue.Contender, ok bool) {
 		return queue.Contender{}, false
 	}
 	kind, permits := classify(label)
-	return queue.Contender{Key: child, Kind: kind, Permits: permits, Seq: int64(uint32(n))}, true
+	return queue.Contender{Key: child, Kind: kind, Permits: permits, Seq: int64(uint32(n)), Client: client(label)}, true
+}
+
+// client tells which client wrote a contender from the prefix of its
+// name: each names its nodes in a form of its own.
+func client(label string) string {
+	if rest, ok := strings.CutPrefix(label, protected); ok {
+		// Curator's id is a UUID, dashes and all; go-zookeeper's 32
+		// hex digits; turnstile's 16.
+		if len(rest) > 36 && isUUID(rest[:36]) && rest[36] == '-' {
+			return queue.Curator
+		}
+		id, _, _ := strings.Cut(rest, "-")
+		switch {
+		case len(id) == 16 && isHex(id):
+			return queue.Turnstile
+		case len(id) == 32 && isHex(id):
+			return queue.ZkLock
+		}
+		return ""
+	}
+	if id, ok := strings.CutSuffix(label, "__lock__"); ok && len(id) == 32 && isHex(id) {
+		return queue.Kazoo
+	}
+	if id, ok := strings.CutSuffix(label, "__rlock__"); ok && len(id) == 32 && isHex(id) {
+		return queue.Kazoo
+	}
+	if session, ok := strings.CutPrefix(label, "x-"); ok && strings.HasSuffix(session, "-") {
+		if _, ok := decimal(session[:len(session)-1]); ok {
+			return queue.ZooKeeperRecipe
+		}
+	}
+	if old, ok := strings.CutSuffix(label, "-"); ok {
+		if _, _, _, ok := queue.ParseNode(old); ok {
+			return queue.Turnstile // before it spoke Curator's names
+		}
+	}
+	return ""
+}
+
+func isHex(s string) bool { return strings.Trim(s, "0123456789abcdef") == "" }
+
+// isUUID reports whether s is a UUID as Java prints it.
+func isUUID(s string) bool {
+	for i := range len(s) {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if s[i] != '-' {
+				return false
+			}
+		} else if !isHex(s[i : i+1]) {
+			return false
+		}
+	}
+	return true
 }
 
 // sequence splits child into the prefix its creator chose and the signed

@@ -202,3 +202,32 @@ func TestSortShuffled(t *testing.T) {
 		}
 	}
 }
+
+// Each client's contenders are told by their names.
+func TestClient(t *testing.T) {
+	for child, want := range map[string]string{
+		"_c_" + uuid + "-lock-0000000003":      queue.Curator,
+		"_c_" + uuid + "-__READ__0000000005":   queue.Curator,
+		"_c_" + uuid + "-latch-0000000006":     queue.Curator,
+		Own(ours) + "lock-0000000007":          queue.Turnstile,
+		Own(ours) + "sem3-0000000008":          queue.Turnstile,
+		"_c_" + guid + "-lock-0000000008":      queue.ZkLock,
+		guid + "__lock__0000000009":            queue.Kazoo,
+		guid + "__rlock__0000000010":           queue.Kazoo,
+		"x-72057609814147072-0000000011":       queue.ZooKeeperRecipe,
+		"lock-" + ours + "-0000000012":         queue.Turnstile,
+		"read-" + ours + "-0000000013":         queue.Turnstile,
+		"lock-0000000018":                      "",
+		"_c_xyz-lock-0000000019":               "",
+		"_c_" + uuid[:35] + "x-lock-000000020": "",
+	} {
+		c, ok := Parse(child)
+		if !ok {
+			t.Errorf("Parse(%q) refused it", child)
+			continue
+		}
+		if c.Client != want {
+			t.Errorf("Parse(%q).Client = %q, want %q", child, c.Client, want)
+		}
+	}
+}

@@ -28,9 +28,7 @@ func Etcd(endpoint string) (*Server, error) {
 		Contestants: [3]Contestant{
 			{Name: "turnstile", Open: openEtcd(endpoint, ours, oursOn), Session: etcdSession(endpoint, ours, oursOn)},
 			{Name: "concurrency.Mutex", Open: openEtcd(endpoint, leased, theirsOn), Session: etcdSession(endpoint, leased, theirsOn)},
-			{Name: "herd", Open: openEtcd(endpoint, leased, func(s *concurrency.Session, name string) Locker {
-				return &etcdHerd{cli: s.Client(), lease: s.Lease(), prefix: name + "/"}
-			})},
+			{Name: "herd", Open: openEtcd(endpoint, leased, etcdHerdOn(1))},
 		},
 		Read: func(ctx context.Context) (Counters, error) {
 			var c Counters
@@ -110,12 +108,22 @@ func etcdSession[S interface{ Close() error }](endpoint string, session func(*cl
 
 // etcdHerd is the lock everyone writes first: each waiter watches every
 // key under the prefix, and reads them all again on every change. A
-// release, and every arrival too, wakes every waiter.
+// release, and every arrival too, wakes every waiter. With more than one
+// permit it is the naive semaphore: a waiter holds once fewer than
+// permits keys are ahead of it.
 type etcdHerd struct {
-	cli    *clientv3.Client
-	lease  clientv3.LeaseID
-	prefix string
-	key    string
+	cli     *clientv3.Client
+	lease   clientv3.LeaseID
+	prefix  string
+	permits int
+	key     string
+}
+
+// etcdHerdOn returns the herd of permits holders at once on a session.
+func etcdHerdOn(permits int) func(*concurrency.Session, string) Locker {
+	return func(s *concurrency.Session, name string) Locker {
+		return &etcdHerd{cli: s.Client(), lease: s.Lease(), prefix: name + "/", permits: permits}
+	}
 }
 
 func (h *etcdHerd) Lock(ctx context.Context) error {
@@ -136,9 +144,11 @@ func (h *etcdHerd) Lock(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) > 0 && string(resp.Kvs[0].Key) == key {
-			h.key = key
-			return nil
+		for _, kv := range resp.Kvs[:min(h.permits, len(resp.Kvs))] {
+			if string(kv.Key) == key {
+				h.key = key
+				return nil
+			}
 		}
 		// A waiter given up leaves its key to the session's end.
 		select {

@@ -171,6 +171,28 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// The herd admits a node with fewer than permits nodes ahead of it,
+// whatever order the server lists them in, and never a node not there.
+func TestAdmitted(t *testing.T) {
+	children := []string{"herd-0000000003", "herd-0000000001", "herd-0000000004", "herd-0000000002"}
+	for _, tt := range []struct {
+		self    string
+		permits int
+		want    bool
+	}{
+		{"herd-0000000001", 1, true},
+		{"herd-0000000002", 1, false},
+		{"herd-0000000002", 2, true},
+		{"herd-0000000004", 3, false},
+		{"herd-0000000004", 4, true},
+		{"herd-0000000000", 4, false}, // deleted behind its back
+	} {
+		if got := admitted(children, tt.self, tt.permits); got != tt.want {
+			t.Errorf("admitted(%s, %d permits) = %v, want %v", tt.self, tt.permits, got, tt.want)
+		}
+	}
+}
+
 func TestMerge(t *testing.T) {
 	r := Result{Server: "etcd", Cost: &Cost{Held: 1}}
 	r.Merge(Result{Server: "etcd", Matrix: true, Contended: []Contended{{N: 8}}})

@@ -68,9 +68,14 @@ type Server struct {
 	Version string
 	// Contestants are turnstile, the baseline, and the herd.
 	Contestants [3]Contestant
+	// Semaphores returns turnstile's semaphore and the naive one (the
+	// herd with permits holders), of permits permits: a contender's
+	// Lock acquires a permit, its Unlock releases it.
+	Semaphores func(permits int) [2]Contestant
 	// Read returns the server's counters.
 	Read func(ctx context.Context) (Counters, error)
-	// Queued returns how many contenders the server holds under a name.
+	// Queued returns how many contenders the server holds under a name,
+	// a semaphore's waiters included.
 	Queued func(ctx context.Context, name string) (int, error)
 	// Put writes key through a client of its own that no lock uses, or
 	// is nil where the history scenario does not run.
@@ -94,6 +99,8 @@ type Options struct {
 	NamesRounds  int           // Names: rounds of each contestant
 	NamesWindow  time.Duration // Names: how long a round loops
 	Held         int           // Cost: the locks held at once on one session
+	Permits      int           // Semaphore: the semaphore's permits
+	SemaphoreNs  []int         // Semaphore: the numbers of contenders
 }
 
 // Defaults are what a run measures unless told otherwise: a few minutes
@@ -101,7 +108,8 @@ type Options struct {
 func Defaults() Options {
 	return Options{Rounds: 5, Pairs: 300, Window: 500 * time.Millisecond, Ns: []int{1, 8, 64, 256}, Drains: []int{8, 64, 256},
 		Depths: []int{0, 10000, 50000}, Seeders: 1, HistoryPairs: 100,
-		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000}
+		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000,
+		Permits: 4, SemaphoreNs: []int{8, 64}}
 }
 
 // The contestants' indexes in a Server's Contestants.
@@ -153,6 +161,8 @@ type Result struct {
 	History         []Depth     // on etcd
 	ManyNames       []ManyNames // by names, then contenders per name
 	Cost            *Cost
+	SemaphoreNames  [2]string   // the semaphore contestants'
+	Semaphores      []Semaphore // by contenders
 }
 
 // Run runs every scenario that o names, and tells progress what it has
@@ -203,8 +213,9 @@ func (s *Server) Run(ctx context.Context, o Options, progress func(string)) (Res
 
 // Scenarios names what Scenario runs: the matrix that Run runs
 // (uncontended, contended, drains), then what a lock costs the client,
-// many names on a session, and a name's history (on etcd only).
-var Scenarios = []string{"matrix", "cost", "names", "history"}
+// many names on a session, a name's history (on etcd only), and a
+// semaphore beside the naive one.
+var Scenarios = []string{"matrix", "cost", "names", "history", "semaphore"}
 
 // Scenario runs the scenario called name, one of Scenarios, and tells
 // progress what it has done.
@@ -244,6 +255,21 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 			r.History, err = s.History(ctx, o, progress)
 			return err
 		})
+	case "semaphore":
+		for i, c := range s.Semaphores(o.Permits) {
+			r.SemaphoreNames[i] = c.Name
+		}
+		for _, n := range o.SemaphoreNs {
+			err := timed(fmt.Sprintf("semaphore, N=%d", n), func() error {
+				sem, err := s.Semaphore(ctx, o, n)
+				r.Semaphores = append(r.Semaphores, sem)
+				return err
+			})
+			if err != nil {
+				return r, err
+			}
+		}
+		return r, nil
 	}
 	return r, fmt.Errorf("no scenario %q: one of %v", name, Scenarios)
 }
@@ -259,6 +285,9 @@ func (r *Result) Merge(o Result) {
 	r.ManyNames = append(r.ManyNames, o.ManyNames...)
 	if o.History != nil {
 		r.History = o.History
+	}
+	if o.Semaphores != nil {
+		r.SemaphoreNames, r.Semaphores = o.SemaphoreNames, o.Semaphores
 	}
 }
 

@@ -30,6 +30,14 @@ func Etcd(endpoint string) (*Server, error) {
 			{Name: "concurrency.Mutex", Open: openEtcd(endpoint, leased, theirsOn), Session: etcdSession(endpoint, leased, theirsOn)},
 			{Name: "herd", Open: openEtcd(endpoint, leased, etcdHerdOn(1))},
 		},
+		// A semaphore's waiting room is under its prefix: Queued counts
+		// its waiters.
+		Semaphores: func(permits int) [2]Contestant {
+			return [2]Contestant{
+				{Name: "turnstile", Open: openEtcd(endpoint, ours, permitOn[*etcdlock.Session](permits))},
+				{Name: "naive", Open: openEtcd(endpoint, leased, etcdHerdOn(permits))},
+			}
+		},
 		Read: func(ctx context.Context) (Counters, error) {
 			var c Counters
 			var errs [3]error

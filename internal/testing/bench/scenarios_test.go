@@ -198,7 +198,9 @@ func TestMerge(t *testing.T) {
 	r.Merge(Result{Server: "etcd", Matrix: true, Contended: []Contended{{N: 8}}})
 	r.Merge(Result{Server: "etcd", ManyNames: []ManyNames{{Names: 10}}})
 	r.Merge(Result{Server: "etcd", History: []Depth{{Holds: 0}}})
-	if !r.Matrix || len(r.Contended) != 1 || r.Cost == nil || len(r.ManyNames) != 1 || len(r.History) != 1 {
+	r.Merge(Result{Server: "etcd", SemaphoreNames: [2]string{"turnstile", "naive"}, Semaphores: []Semaphore{{N: 8}}})
+	if !r.Matrix || len(r.Contended) != 1 || r.Cost == nil || len(r.ManyNames) != 1 || len(r.History) != 1 ||
+		len(r.Semaphores) != 1 || r.SemaphoreNames[1] != "naive" {
 		t.Errorf("merged %+v", r)
 	}
 }
@@ -211,6 +213,9 @@ func TestMarkdownScenarios(t *testing.T) {
 		{Holds: 0, P50: [2]float64{1, 0.5}, PutP50: [2]float64{0.6, 0.6}, IdleP50: 0.5},
 		{Holds: 50000, P50: [2]float64{10, 0.5}, PutP50: [2]float64{6, 0.6}, PutP99: [2]float64{40, 2}, IdleP50: 0.5, IdleP99: 1.5},
 	}
+	r.SemaphoreNames = [2]string{"turnstile", "naive"}
+	r.Semaphores = []Semaphore{{N: 64, Permits: 4, PerSec: [2]float64{800, 100},
+		Work: [2]Counters{{Requests: 6, Notifications: 2}, {Requests: 70, Notifications: 64}}}}
 	var b strings.Builder
 	Markdown(&b, []Result{r})
 	out := b.String()
@@ -228,6 +233,11 @@ func TestMarkdownScenarios(t *testing.T) {
 		"| 50000: Lock+Unlock p50 (ms) | 10.0 | 0.50 | 20.00 | 10.00 | 1.00 |",
 		"| 50000: unrelated Put p50 ÷ its 0.50 ms with no lock traffic | 12.0 | 1.20 | 10.00 | 10.00 | 1.00 |",
 		"| 50000: unrelated Put p99 (ms) meanwhile (1.50 with no lock traffic) | 40.0 | 2.00 | 20.00 | – | – |",
+		"a semaphore of 4 permits",
+		"| N | turnstile | naive | turnstile ÷ naive |",
+		"| 64: hand-offs (grants) per second | 800 | 100 | 8.00 |",
+		"| 64: server requests per grant | 6.00 | 70.0 | 0.09 |",
+		"| 64: watch notifications per release | 2.00 | 64.0 | 0.03 |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)

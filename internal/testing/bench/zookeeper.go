@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 	"github.com/turnstile-go/turnstile/zklock"
 )
@@ -60,6 +62,12 @@ func ZooKeeper(ctx context.Context, c *zktest.Cluster) (*Server, error) {
 			{Name: "zk.Lock", Open: sessions(dial, theirsOn), Session: session(dial, theirsOn)},
 			{Name: "herd", Open: sessions(dial, zkHerdOn(1))},
 		},
+		Semaphores: func(permits int) [2]Contestant {
+			return [2]Contestant{
+				{Name: "turnstile", Open: sessions(connect, permitOn[*zklock.Session](permits))},
+				{Name: "naive", Open: sessions(dial, zkHerdOn(permits))},
+			}
+		},
 		Read: func(ctx context.Context) (Counters, error) {
 			m, err := c.Node(0).Mntr(ctx)
 			if err != nil {
@@ -78,7 +86,12 @@ func ZooKeeper(ctx context.Context, c *zktest.Cluster) (*Server, error) {
 			if errors.Is(err, zk.ErrNoNode) {
 				return 0, nil
 			}
-			return len(children), err
+			if err != nil || !slices.Contains(children, recipe.WaitingRoom) {
+				return len(children), err
+			}
+			// A semaphore's waiters queue in a node of its name's.
+			waiting, _, err := reader.Children(name + "/" + recipe.WaitingRoom)
+			return len(children) - 1 + len(waiting), err
 		},
 		Close: reader.Close,
 	}, nil

@@ -423,7 +423,7 @@ func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, er
 	var work [3][]Counters
 	err := alternate(o.Rounds, func(i int) error {
 		return s.round(ctx, s.Contestants[i], n, func(r *run) error {
-			rate, latency, w, err := s.contend(r, o.Window)
+			rate, latency, w, err := s.contend(r, o.Window, 1)
 			rates[i] = append(rates[i], rate)
 			p50s[i] = append(p50s[i], Quantile(latency, 0.5))
 			p99s[i] = append(p99s[i], Quantile(latency, 0.99))
@@ -439,10 +439,11 @@ func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, er
 	return c, err
 }
 
-// contend has the contenders loop Lock and Unlock. Once all have joined
-// the queue it counts the hand-offs of one window, and the server's work
-// over it; the joining, and the end, stay out of the count.
-func (s *Server) contend(r *run, window time.Duration) (rate float64, latency []float64, work Counters, err error) {
+// contend has the contenders loop Lock and Unlock, of a lock that
+// holders may hold at once. Once all have joined the queue it counts the
+// hand-offs of one window, and the server's work over it; the joining,
+// and the end, stay out of the count.
+func (s *Server) contend(r *run, window time.Duration, holders int) (rate float64, latency []float64, work Counters, err error) {
 	var h handoffs
 	for who, l := range r.ls {
 		r.wg.Go(func() {
@@ -461,12 +462,12 @@ func (s *Server) contend(r *run, window time.Duration) (rate float64, latency []
 			}
 		})
 	}
-	// The one that last let go may be on its way back into the queue at
+	// Those that last let go may be on their way back into the queue at
 	// any moment; waiting for all of them at once could take minutes with
 	// a lock whose hand-offs are slow.
 	if err := s.await(r.ctx, r.errs, "all contenders queued", func() (bool, error) {
 		q, err := s.Queued(r.ctx, r.name)
-		return q >= len(r.ls)-1, err
+		return q >= len(r.ls)-holders, err
 	}); err != nil {
 		return 0, nil, Counters{}, err
 	}

@@ -30,7 +30,7 @@ func (s *Server) Semaphore(ctx context.Context, o Options, n int) (Semaphore, er
 	var work [2][]Counters
 	err := alternateAmong([]int{Ours, naive}, o.Rounds, func(i int) error {
 		return s.round(ctx, cs[i], n, func(r *run) error {
-			rate, _, w, err := s.contend(r, o.Window)
+			rate, _, w, err := s.contend(r, o.Window, o.Permits)
 			rates[i] = append(rates[i], rate)
 			work[i] = append(work[i], w)
 			return err

@@ -151,13 +151,8 @@ func (h *etcdHerd) Lock(ctx context.Context) error {
 			return err
 		}
 		// A waiter given up leaves its key to the session's end.
-		select {
-		case w, ok := <-changes:
-			if err := watchErr(w, ok); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := next(ctx, changes); err != nil {
+			return err
 		}
 	}
 }
@@ -217,14 +212,19 @@ func (n *etcdNaive) Lock(ctx context.Context) error {
 			changes = n.cli.Watch(wctx, n.prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
 		}
 		// A waiter given up leaves its key to the session's end.
-		select {
-		case w, ok := <-changes:
-			if err := watchErr(w, ok); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := next(ctx, changes); err != nil {
+			return err
 		}
+	}
+}
+
+// next waits for the next change a watch reports, or for ctx's end.
+func next(ctx context.Context, changes clientv3.WatchChan) error {
+	select {
+	case w, ok := <-changes:
+		return watchErr(w, ok)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

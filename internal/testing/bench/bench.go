@@ -68,9 +68,10 @@ type Server struct {
 	Version string
 	// Contestants are turnstile, the baseline, and the herd.
 	Contestants [3]Contestant
-	// Semaphores returns turnstile's semaphore and the naive one (the
-	// herd with permits holders), of permits permits: a contender's
-	// Lock acquires a permit, its Unlock releases it.
+	// Semaphores returns turnstile's semaphore and a naive one, whose
+	// waiters read the whole queue on every change as the herd's do, of
+	// permits permits: a contender's Lock acquires a permit, its Unlock
+	// releases it.
 	Semaphores func(permits int) [2]Contestant
 	// Read returns the server's counters.
 	Read func(ctx context.Context) (Counters, error)

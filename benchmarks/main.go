@@ -10,10 +10,12 @@
 // The defaults take about seven minutes on two cores; -long measures
 // longer and more often. -scenarios adds what a lock costs the client
 // (cost), many names on a session (names) and the cost of a name's
-// history on etcd (history); those run etcd in a process of its own, so
-// that the client's CPU, allocations and goroutines are this process's.
+// history on etcd (history), and turnstile's semaphore beside a naive one
+// (semaphore); those run etcd in a process of its own, so that the
+// client's CPU, allocations and goroutines are this process's.
 //
 //	go run ./benchmarks -scenarios cost,names,history
+//	go run ./benchmarks -scenarios semaphore
 package main
 
 import (
@@ -62,6 +64,8 @@ func main() {
 	flag.IntVar(&o.NamesRounds, "names-rounds", o.NamesRounds, "names: `runs` of each contestant per size, in alternating order")
 	flag.DurationVar(&o.NamesWindow, "names-window", o.NamesWindow, "names: how long a round loops")
 	flag.IntVar(&o.Held, "held", o.Held, "cost: locks held at once on one session")
+	flag.IntVar(&o.Permits, "permits", o.Permits, "semaphore: the semaphore's permits")
+	semaphoreNs := flag.String("semaphore-n", join(o.SemaphoreNs), "semaphore: numbers of contenders, comma-separated")
 	chart := flag.String("chart", "benchmarks/chart.svg", "where to write the chart (empty: nowhere); only the matrix draws one")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to `file`, labelled by contestant")
 	serve := flag.Bool("serve-etcd", false, "serve as the etcd member of a run, not run one (the command starts itself so)")
@@ -74,12 +78,17 @@ func main() {
 		return
 	}
 	var err error
-	if o.Ns, err = ints(*ns, 1); err == nil {
-		if o.Drains, err = ints(*drains, 1); err == nil {
-			if o.Depths, err = ints(*depths, 0); err == nil {
-				o.Names, err = ints(*names, 1)
-			}
+	for _, l := range []struct {
+		to    *[]int
+		from  string
+		least int
+	}{{&o.Ns, *ns, 1}, {&o.Drains, *drains, 1}, {&o.Depths, *depths, 0}, {&o.Names, *names, 1}, {&o.SemaphoreNs, *semaphoreNs, 1}} {
+		if *l.to, err = ints(l.from, l.least); err != nil {
+			break
 		}
+	}
+	if err == nil && o.Permits < 1 {
+		err = fmt.Errorf("-permits %d: want 1 or more", o.Permits)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

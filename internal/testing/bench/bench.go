@@ -68,9 +68,15 @@ type Server struct {
 	Version string
 	// Contestants are turnstile, the baseline, and the herd.
 	Contestants [3]Contestant
+	// Semaphores returns turnstile's semaphore and a naive one, whose
+	// waiters read the whole queue on every change as the herd's do, of
+	// permits permits: a contender's Lock acquires a permit, its Unlock
+	// releases it.
+	Semaphores func(permits int) [2]Contestant
 	// Read returns the server's counters.
 	Read func(ctx context.Context) (Counters, error)
-	// Queued returns how many contenders the server holds under a name.
+	// Queued returns how many contenders the server holds under a name,
+	// a semaphore's waiters included.
 	Queued func(ctx context.Context, name string) (int, error)
 	// Put writes key through a client of its own that no lock uses, or
 	// is nil where the history scenario does not run.
@@ -94,6 +100,8 @@ type Options struct {
 	NamesRounds  int           // Names: rounds of each contestant
 	NamesWindow  time.Duration // Names: how long a round loops
 	Held         int           // Cost: the locks held at once on one session
+	Permits      int           // Semaphore: the semaphore's permits
+	SemaphoreNs  []int         // Semaphore: the numbers of contenders
 }
 
 // Defaults are what a run measures unless told otherwise: a few minutes
@@ -101,7 +109,8 @@ type Options struct {
 func Defaults() Options {
 	return Options{Rounds: 5, Pairs: 300, Window: 500 * time.Millisecond, Ns: []int{1, 8, 64, 256}, Drains: []int{8, 64, 256},
 		Depths: []int{0, 10000, 50000}, Seeders: 1, HistoryPairs: 100,
-		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000}
+		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000,
+		Permits: 4, SemaphoreNs: []int{8, 64}}
 }
 
 // The contestants' indexes in a Server's Contestants.
@@ -153,6 +162,8 @@ type Result struct {
 	History         []Depth     // on etcd
 	ManyNames       []ManyNames // by names, then contenders per name
 	Cost            *Cost
+	SemaphoreNames  [2]string   // the semaphore contestants'
+	Semaphores      []Semaphore // by contenders
 }
 
 // Run runs every scenario that o names, and tells progress what it has
@@ -203,8 +214,9 @@ func (s *Server) Run(ctx context.Context, o Options, progress func(string)) (Res
 
 // Scenarios names what Scenario runs: the matrix that Run runs
 // (uncontended, contended, drains), then what a lock costs the client,
-// many names on a session, and a name's history (on etcd only).
-var Scenarios = []string{"matrix", "cost", "names", "history"}
+// many names on a session, a name's history (on etcd only), and a
+// semaphore beside the naive one.
+var Scenarios = []string{"matrix", "cost", "names", "history", "semaphore"}
 
 // Scenario runs the scenario called name, one of Scenarios, and tells
 // progress what it has done.
@@ -244,6 +256,21 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 			r.History, err = s.History(ctx, o, progress)
 			return err
 		})
+	case "semaphore":
+		for i, c := range s.Semaphores(o.Permits) {
+			r.SemaphoreNames[i] = c.Name
+		}
+		for _, n := range o.SemaphoreNs {
+			err := timed(fmt.Sprintf("semaphore, N=%d", n), func() error {
+				sem, err := s.Semaphore(ctx, o, n)
+				r.Semaphores = append(r.Semaphores, sem)
+				return err
+			})
+			if err != nil {
+				return r, err
+			}
+		}
+		return r, nil
 	}
 	return r, fmt.Errorf("no scenario %q: one of %v", name, Scenarios)
 }
@@ -259,6 +286,9 @@ func (r *Result) Merge(o Result) {
 	r.ManyNames = append(r.ManyNames, o.ManyNames...)
 	if o.History != nil {
 		r.History = o.History
+	}
+	if o.Semaphores != nil {
+		r.SemaphoreNames, r.Semaphores = o.SemaphoreNames, o.Semaphores
 	}
 }
 
@@ -394,7 +424,7 @@ func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, er
 	var work [3][]Counters
 	err := alternate(o.Rounds, func(i int) error {
 		return s.round(ctx, s.Contestants[i], n, func(r *run) error {
-			rate, latency, w, err := s.contend(r, o.Window)
+			rate, latency, w, err := s.contend(r, o.Window, 1)
 			rates[i] = append(rates[i], rate)
 			p50s[i] = append(p50s[i], Quantile(latency, 0.5))
 			p99s[i] = append(p99s[i], Quantile(latency, 0.99))
@@ -410,10 +440,11 @@ func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, er
 	return c, err
 }
 
-// contend has the contenders loop Lock and Unlock. Once all have joined
-// the queue it counts the hand-offs of one window, and the server's work
-// over it; the joining, and the end, stay out of the count.
-func (s *Server) contend(r *run, window time.Duration) (rate float64, latency []float64, work Counters, err error) {
+// contend has the contenders loop Lock and Unlock, of a lock that
+// holders may hold at once. Once all have joined the queue it counts the
+// hand-offs of one window, and the server's work over it; the joining,
+// and the end, stay out of the count.
+func (s *Server) contend(r *run, window time.Duration, holders int) (rate float64, latency []float64, work Counters, err error) {
 	var h handoffs
 	for who, l := range r.ls {
 		r.wg.Go(func() {
@@ -432,12 +463,12 @@ func (s *Server) contend(r *run, window time.Duration) (rate float64, latency []
 			}
 		})
 	}
-	// The one that last let go may be on its way back into the queue at
+	// Those that last let go may be on their way back into the queue at
 	// any moment; waiting for all of them at once could take minutes with
 	// a lock whose hand-offs are slow.
 	if err := s.await(r.ctx, r.errs, "all contenders queued", func() (bool, error) {
 		q, err := s.Queued(r.ctx, r.name)
-		return q >= len(r.ls)-1, err
+		return q >= len(r.ls)-holders, err
 	}); err != nil {
 		return 0, nil, Counters{}, err
 	}

@@ -28,9 +28,15 @@ func Etcd(endpoint string) (*Server, error) {
 		Contestants: [3]Contestant{
 			{Name: "turnstile", Open: openEtcd(endpoint, ours, oursOn), Session: etcdSession(endpoint, ours, oursOn)},
 			{Name: "concurrency.Mutex", Open: openEtcd(endpoint, leased, theirsOn), Session: etcdSession(endpoint, leased, theirsOn)},
-			{Name: "herd", Open: openEtcd(endpoint, leased, func(s *concurrency.Session, name string) Locker {
-				return &etcdHerd{cli: s.Client(), lease: s.Lease(), prefix: name + "/"}
-			})},
+			{Name: "herd", Open: openEtcd(endpoint, leased, etcdHerdOn(1))},
+		},
+		// A semaphore's waiting room is under its prefix: Queued counts
+		// its waiters.
+		Semaphores: func(permits int) [2]Contestant {
+			return [2]Contestant{
+				{Name: "turnstile", Open: openEtcd(endpoint, ours, permitOn[*etcdlock.Session](permits))},
+				{Name: "naive", Open: openEtcd(endpoint, leased, etcdNaiveOn(permits))},
+			}
 		},
 		Read: func(ctx context.Context) (Counters, error) {
 			var c Counters
@@ -110,12 +116,22 @@ func etcdSession[S interface{ Close() error }](endpoint string, session func(*cl
 
 // etcdHerd is the lock everyone writes first: each waiter watches every
 // key under the prefix, and reads them all again on every change. A
-// release, and every arrival too, wakes every waiter.
+// release, and every arrival too, wakes every waiter. A waiter holds
+// once fewer than permits keys are ahead of it: 1 for the lock, more for
+// etcdNaive, which reads the queue as it does.
 type etcdHerd struct {
-	cli    *clientv3.Client
-	lease  clientv3.LeaseID
-	prefix string
-	key    string
+	cli     *clientv3.Client
+	lease   clientv3.LeaseID
+	prefix  string
+	permits int
+	key     string
+}
+
+// etcdHerdOn returns the herd of permits holders at once on a session.
+func etcdHerdOn(permits int) func(*concurrency.Session, string) Locker {
+	return func(s *concurrency.Session, name string) Locker {
+		return &etcdHerd{cli: s.Client(), lease: s.Lease(), prefix: name + "/", permits: permits}
+	}
 }
 
 func (h *etcdHerd) Lock(ctx context.Context) error {
@@ -131,23 +147,12 @@ func (h *etcdHerd) Lock(ctx context.Context) error {
 		return err
 	}
 	for {
-		resp, err := h.cli.Get(ctx, h.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
-		if err != nil {
+		if held, err := h.holds(ctx, key); held || err != nil {
 			return err
 		}
-		if len(resp.Kvs) > 0 && string(resp.Kvs[0].Key) == key {
-			h.key = key
-			return nil
-		}
 		// A waiter given up leaves its key to the session's end.
-		select {
-		case w, ok := <-changes:
-			if err := watchErr(w, ok); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := next(ctx, changes); err != nil {
+			return err
 		}
 	}
 }
@@ -155,6 +160,72 @@ func (h *etcdHerd) Lock(ctx context.Context) error {
 func (h *etcdHerd) Unlock(ctx context.Context) error {
 	_, err := h.cli.Delete(ctx, h.key)
 	return err
+}
+
+// holds reads every key under the prefix, in the order of their
+// creation, and holds if key is among the first permits.
+func (h *etcdHerd) holds(ctx context.Context, key string) (bool, error) {
+	resp, err := h.cli.Get(ctx, h.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range resp.Kvs[:min(h.permits, len(resp.Kvs))] {
+		if string(kv.Key) == key {
+			h.key = key
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// etcdNaive is the naive semaphore: a waiter puts its key and reads the
+// queue, and holds if fewer than permits keys are ahead of it; if not,
+// it watches every key under the prefix, and reads them all again on
+// every change. Unlike the herd lock it joins before it watches: a
+// client creates its watches one at a time, and contenders that let go
+// at once would otherwise wait there, out of the queue and of the herd.
+type etcdNaive struct{ etcdHerd }
+
+// etcdNaiveOn returns the naive semaphore of permits on a session.
+func etcdNaiveOn(permits int) func(*concurrency.Session, string) Locker {
+	return func(s *concurrency.Session, name string) Locker {
+		return &etcdNaive{etcdHerd{cli: s.Client(), lease: s.Lease(), prefix: name + "/", permits: permits}}
+	}
+}
+
+func (n *etcdNaive) Lock(ctx context.Context) error {
+	key := fmt.Sprintf("%s%x", n.prefix, n.lease)
+	if _, err := n.cli.Put(ctx, key, "", clientv3.WithLease(n.lease)); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var changes clientv3.WatchChan
+	for {
+		if held, err := n.holds(ctx, key); held || err != nil {
+			return err
+		}
+		if changes == nil {
+			// Watching from now, and reading again once the watch is
+			// created, misses no change.
+			changes = n.cli.Watch(wctx, n.prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+		}
+		// A waiter given up leaves its key to the session's end.
+		if err := next(ctx, changes); err != nil {
+			return err
+		}
+	}
+}
+
+// next waits for the next change a watch reports, or for ctx's end.
+func next(ctx context.Context, changes clientv3.WatchChan) error {
+	select {
+	case w, ok := <-changes:
+		return watchErr(w, ok)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // watchErr reports a watch that ended or failed.

@@ -27,6 +27,9 @@ func Markdown(w io.Writer, results []Result) {
 		if r.History != nil {
 			history(w, r)
 		}
+		if r.Semaphores != nil {
+			semaphores(w, r)
+		}
 	}
 }
 
@@ -151,6 +154,24 @@ func history(w io.Writer, r Result) {
 				func(d Depth) [2]float64 { return d.PutP99 }))
 	}
 	table(w, head, rows)
+}
+
+// semaphores writes the semaphore rounds, turnstile's beside the naive
+// semaphore's, which row2 shows in the baseline's place.
+func semaphores(w io.Writer, r Result) {
+	fmt.Fprintf(w, "Semaphore: a semaphore of %d permits that N contenders, each on a session of its own, loop Acquire then Release; "+
+		"a grant is an Acquire returning, and is released at once, so that a release is counted as a grant. Medians of rounds.\n\n",
+		r.Semaphores[0].Permits)
+	var rows [][]string
+	for _, sem := range r.Semaphores {
+		n := strconv.Itoa(sem.N)
+		rows = append(rows,
+			row2(n+": hand-offs (grants) per second", sem.PerSec),
+			row2(n+": server requests per grant", [2]float64{sem.Work[Ours].Requests, sem.Work[naive].Requests}),
+			row2(n+": watch notifications per release", [2]float64{sem.Work[Ours].Notifications, sem.Work[naive].Notifications}))
+	}
+	names := r.SemaphoreNames
+	table(w, []string{"N", names[Ours], names[naive], names[Ours] + " ÷ " + names[naive]}, rows)
 }
 
 // head2 is the head of a table of ours beside the baseline.

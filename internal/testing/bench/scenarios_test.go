@@ -171,12 +171,36 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// The herd admits a node with fewer than permits nodes ahead of it,
+// whatever order the server lists them in, and never a node not there.
+func TestAdmitted(t *testing.T) {
+	children := []string{"herd-0000000003", "herd-0000000001", "herd-0000000004", "herd-0000000002"}
+	for _, tt := range []struct {
+		self    string
+		permits int
+		want    bool
+	}{
+		{"herd-0000000001", 1, true},
+		{"herd-0000000002", 1, false},
+		{"herd-0000000002", 2, true},
+		{"herd-0000000004", 3, false},
+		{"herd-0000000004", 4, true},
+		{"herd-0000000000", 4, false}, // deleted behind its back
+	} {
+		if got := admitted(children, tt.self, tt.permits); got != tt.want {
+			t.Errorf("admitted(%s, %d permits) = %v, want %v", tt.self, tt.permits, got, tt.want)
+		}
+	}
+}
+
 func TestMerge(t *testing.T) {
 	r := Result{Server: "etcd", Cost: &Cost{Held: 1}}
 	r.Merge(Result{Server: "etcd", Matrix: true, Contended: []Contended{{N: 8}}})
 	r.Merge(Result{Server: "etcd", ManyNames: []ManyNames{{Names: 10}}})
 	r.Merge(Result{Server: "etcd", History: []Depth{{Holds: 0}}})
-	if !r.Matrix || len(r.Contended) != 1 || r.Cost == nil || len(r.ManyNames) != 1 || len(r.History) != 1 {
+	r.Merge(Result{Server: "etcd", SemaphoreNames: [2]string{"turnstile", "naive"}, Semaphores: []Semaphore{{N: 8}}})
+	if !r.Matrix || len(r.Contended) != 1 || r.Cost == nil || len(r.ManyNames) != 1 || len(r.History) != 1 ||
+		len(r.Semaphores) != 1 || r.SemaphoreNames[1] != "naive" {
 		t.Errorf("merged %+v", r)
 	}
 }
@@ -189,6 +213,9 @@ func TestMarkdownScenarios(t *testing.T) {
 		{Holds: 0, P50: [2]float64{1, 0.5}, PutP50: [2]float64{0.6, 0.6}, IdleP50: 0.5},
 		{Holds: 50000, P50: [2]float64{10, 0.5}, PutP50: [2]float64{6, 0.6}, PutP99: [2]float64{40, 2}, IdleP50: 0.5, IdleP99: 1.5},
 	}
+	r.SemaphoreNames = [2]string{"turnstile", "naive"}
+	r.Semaphores = []Semaphore{{N: 64, Permits: 4, PerSec: [2]float64{800, 100},
+		Work: [2]Counters{{Requests: 6, Notifications: 2}, {Requests: 70, Notifications: 64}}}}
 	var b strings.Builder
 	Markdown(&b, []Result{r})
 	out := b.String()
@@ -206,6 +233,11 @@ func TestMarkdownScenarios(t *testing.T) {
 		"| 50000: Lock+Unlock p50 (ms) | 10.0 | 0.50 | 20.00 | 10.00 | 1.00 |",
 		"| 50000: unrelated Put p50 ÷ its 0.50 ms with no lock traffic | 12.0 | 1.20 | 10.00 | 10.00 | 1.00 |",
 		"| 50000: unrelated Put p99 (ms) meanwhile (1.50 with no lock traffic) | 40.0 | 2.00 | 20.00 | – | – |",
+		"a semaphore of 4 permits",
+		"| N | turnstile | naive | turnstile ÷ naive |",
+		"| 64: hand-offs (grants) per second | 800 | 100 | 8.00 |",
+		"| 64: server requests per grant | 6.00 | 70.0 | 0.09 |",
+		"| 64: watch notifications per release | 2.00 | 64.0 | 0.03 |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)

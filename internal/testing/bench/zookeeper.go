@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 	"github.com/turnstile-go/turnstile/zklock"
 )
@@ -59,9 +60,13 @@ func ZooKeeper(ctx context.Context, c *zktest.Cluster) (*Server, error) {
 		Contestants: [3]Contestant{
 			{Name: "turnstile", Open: sessions(connect, oursOn), Session: session(connect, oursOn)},
 			{Name: "zk.Lock", Open: sessions(dial, theirsOn), Session: session(dial, theirsOn)},
-			{Name: "herd", Open: sessions(dial, func(conn *zk.Conn, name string) Locker {
-				return &zkHerd{conn: conn, dir: name}
-			})},
+			{Name: "herd", Open: sessions(dial, zkHerdOn(1))},
+		},
+		Semaphores: func(permits int) [2]Contestant {
+			return [2]Contestant{
+				{Name: "turnstile", Open: sessions(connect, permitOn[*zklock.Session](permits))},
+				{Name: "naive", Open: sessions(dial, zkHerdOn(permits))},
+			}
 		},
 		Read: func(ctx context.Context) (Counters, error) {
 			m, err := c.Node(0).Mntr(ctx)
@@ -81,7 +86,12 @@ func ZooKeeper(ctx context.Context, c *zktest.Cluster) (*Server, error) {
 			if errors.Is(err, zk.ErrNoNode) {
 				return 0, nil
 			}
-			return len(children), err
+			if err != nil || !slices.Contains(children, recipe.WaitingRoom) {
+				return len(children), err
+			}
+			// A semaphore's waiters queue in a node of its name's.
+			waiting, _, err := reader.Children(name + "/" + recipe.WaitingRoom)
+			return len(children) - 1 + len(waiting), err
 		},
 		Close: reader.Close,
 	}, nil
@@ -146,11 +156,19 @@ func (quiet) Printf(string, ...any) {}
 
 // zkHerd is the lock everyone writes first: each waiter watches the lock's
 // children, all of them, and reads them all again on every change. A
-// release, and every arrival too, wakes every waiter.
+// release, and every arrival too, wakes every waiter. With more than one
+// permit it is the naive semaphore: a waiter holds once fewer than
+// permits nodes are ahead of it.
 type zkHerd struct {
-	conn *zk.Conn
-	dir  string
-	node string
+	conn    *zk.Conn
+	dir     string
+	permits int
+	node    string
+}
+
+// zkHerdOn returns the herd of permits holders at once on a connection.
+func zkHerdOn(permits int) func(*zk.Conn, string) Locker {
+	return func(conn *zk.Conn, name string) Locker { return &zkHerd{conn: conn, dir: name, permits: permits} }
 }
 
 func (h *zkHerd) Lock(ctx context.Context) error {
@@ -168,8 +186,7 @@ func (h *zkHerd) Lock(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// The sequence suffix orders names that share their prefix.
-		if len(children) > 0 && slices.Min(children) == path.Base(node) {
+		if admitted(children, path.Base(node), h.permits) {
 			h.node = node
 			return nil
 		}
@@ -185,6 +202,20 @@ func (h *zkHerd) Lock(ctx context.Context) error {
 }
 
 func (h *zkHerd) Unlock(context.Context) error { return h.conn.Delete(h.node, -1) }
+
+// admitted reports whether self is among children with fewer than
+// permits ahead of it. The herd's nodes share their prefix, so that the
+// sequence suffix orders them as the server queued them.
+func admitted(children []string, self string, permits int) bool {
+	ahead, queued := 0, false
+	for _, c := range children {
+		if c < self {
+			ahead++
+		}
+		queued = queued || c == self
+	}
+	return queued && ahead < permits
+}
 
 func (h *zkHerd) makeParents() error {
 	p := ""

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Proxy forwards connections accepted on Addr to a fixed target.
@@ -21,6 +22,7 @@ type Proxy struct {
 	target string
 	ln     net.Listener
 	greet  func(io.Reader) ([]byte, error)
+	redial time.Duration
 
 	mu          sync.Mutex
 	cut         bool
@@ -59,6 +61,15 @@ func Listener(ln net.Listener) Option { return func(p *Proxy) { p.ln = ln } }
 func Greeting(greet func(client io.Reader) ([]byte, error)) Option {
 	return func(p *Proxy) { p.greet = greet }
 }
+
+// Redial makes the proxy retry a refused connection to the target for up
+// to d. A client's connection to the proxy succeeds before the proxy
+// dials, so a target that is not listening yet appears to the client as a
+// connection that breaks, rather than one refused: a client that would
+// retry a refused connection, as a ZooKeeper follower does while its new
+// leader opens its port, gives up instead. With Redial it is connected
+// once the target listens.
+func Redial(d time.Duration) Option { return func(p *Proxy) { p.redial = d } }
 
 // Start listens on a free loopback port and forwards to target.
 func Start(target string, opts ...Option) (*Proxy, error) {
@@ -252,7 +263,7 @@ func (p *Proxy) serve(client net.Conn) {
 	<-restored
 	// A Cut between the wait and here has closed client already; the
 	// upstream dial then fails to be tracked and is closed too.
-	upstream, err := net.Dial("tcp", p.target)
+	upstream, err := p.dial()
 	if err != nil {
 		client.Close()
 		return
@@ -270,6 +281,27 @@ func (p *Proxy) serve(client net.Conn) {
 	delete(p.conns, client)
 	delete(p.conns, upstream)
 	p.mu.Unlock()
+}
+
+// dial connects to the target, retrying as Redial allows while the proxy
+// is open.
+func (p *Proxy) dial() (net.Conn, error) {
+	deadline := time.Now().Add(p.redial)
+	for {
+		c, err := net.Dial("tcp", p.target)
+		if err == nil || time.Now().After(deadline) || p.isClosed() {
+			return c, err
+		}
+		time.Sleep(redialInterval)
+	}
+}
+
+const redialInterval = 50 * time.Millisecond
+
+func (p *Proxy) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // counter counts what is written through it.

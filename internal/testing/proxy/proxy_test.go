@@ -239,3 +239,40 @@ func TestGreeting(t *testing.T) {
 		}
 	}
 }
+
+// With Redial, a connection made before the target listens reaches it
+// once it does.
+func TestRedial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p, err := Start(addr, Redial(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("early\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * redialInterval)
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	defer ln.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := bufio.NewReader(s).ReadString('\n'); err != nil || got != "early\n" {
+		t.Fatalf("the target got %q %v", got, err)
+	}
+}

@@ -189,12 +189,16 @@ func (r *run) fault(kind string) {
 }
 
 // loop runs one client until ctx ends, opening a new session whenever
-// the last one ended.
+// the last one ended, or could not start during a fault.
 func (rr *recipeRun) loop(ctx context.Context, c *client) {
 	var b turnstile.Session
 	for ctx.Err() == nil {
 		if b == nil || recipe.Closed(b.Done()) {
-			b = c.link.Open(rr.t, rr.cfg.Lifetime)
+			var err error
+			if b, err = c.link.Open(rr.t, rr.cfg.Lifetime); err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
 			rr.sessions.Add(1)
 		}
 		switch rr.recipe {

@@ -92,7 +92,7 @@ func startCluster(bin, dir, token string, n int, cfg clusterConfig) (*Cluster, e
 		return nil, err
 	}
 	c := &Cluster{}
-	if cfg.peerProxies {
+	if cfg.peerProxies && n > 1 {
 		if c.peers, err = listenPeers(n); err != nil {
 			return nil, err
 		}

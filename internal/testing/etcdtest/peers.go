@@ -15,8 +15,8 @@ type clusterConfig struct {
 	peerProxies bool
 }
 
-// PeerProxies places a proxy between every two members, in each
-// direction, on their peer URLs, so that a test can cut a member off from
+// PeerProxies places a proxy between every two members of a cluster of
+// more than one, in each direction, on their peer URLs, so that a test can cut a member off from
 // the others (Member.Isolate) while its clients still reach it. Every
 // member advertises a peer URL on which the test tells the calling member
 // by its process (testenv.Caller) and passes the call to that member's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -22,10 +23,11 @@ import (
 
 // The faults the nemesis injects.
 const (
-	KillLeader  = "kill-leader"  // kill the servers' leader, restart it a moment later
-	PauseMember = "pause-member" // SIGSTOP a server for a session's lifetime
-	CutClient   = "cut-client"   // partition a client for longer than its session
-	PauseClient = "pause-client" // stall a holder between read and write, cut off, until another holds
+	KillLeader    = "kill-leader"    // kill the servers' leader, restart it a moment later
+	PauseMember   = "pause-member"   // SIGSTOP a server for a session's lifetime
+	IsolateMember = "isolate-member" // partition a server, the leader or a follower, from the others but not from its clients, for longer than a session
+	CutClient     = "cut-client"     // partition a client for longer than its session
+	PauseClient   = "pause-client"   // stall a holder between read and write, cut off, until another holds
 )
 
 // The recipes a run exercises.
@@ -57,6 +59,7 @@ type Result struct {
 	Writes     []Write
 	Violations []string
 	Summary    string
+	Faults     map[string]int // injected during the run, by kind, for every recipe at once
 }
 
 // run is the state of one run.
@@ -129,7 +132,7 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		}
 		locktest.Eventually(t, 3*cfg.Lifetime, "contenders left in "+rr.name, func() bool { return s.Queued(t, rr.name) == 0 })
 		results = append(results, Result{
-			Recipe: rr.recipe, Ops: rr.ops, Writes: rr.reg.Writes(), Violations: bad,
+			Recipe: rr.recipe, Ops: rr.ops, Writes: rr.reg.Writes(), Violations: bad, Faults: maps.Clone(r.faults),
 			Summary: Summary(s.Name+" "+rr.recipe, rr.ops, r.faults, int(rr.sessions.Load())-cfg.Clients, len(bad)),
 		})
 	}
@@ -390,6 +393,8 @@ func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
 		switch kind {
 		case KillLeader:
 			r.killLeader(ctx)
+		case IsolateMember:
+			r.isolateMember(ctx)
 		case PauseMember:
 			n := r.s.Node(r.t, rand.IntN(r.s.Servers()))
 			if err := n.Pause(); err != nil {
@@ -441,6 +446,39 @@ func (r *run) free(clients []*client, kind string) *client {
 		}
 	}
 	return nil
+}
+
+// isolateMember partitions a server from the others, while its clients
+// stay connected to it, for a session's lifetime and a second: the
+// leader every other time, which goes on answering until it finds it has
+// lost its quorum, and a follower otherwise, which answers from its stale
+// copy until it gives its leader up.
+func (r *run) isolateMember(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	i, err := r.s.Leader(ctx)
+	if err != nil {
+		r.t.Errorf("finding the leader: %v", err)
+		return
+	}
+	r.mu.Lock()
+	role := "the leader"
+	if r.faults[IsolateMember]%2 == 1 {
+		i = (i + 1 + rand.IntN(r.s.Servers()-1)) % r.s.Servers()
+		role = "a follower"
+	}
+	r.mu.Unlock()
+	n := r.s.Node(r.t, i)
+	if err := n.Isolate(); err != nil {
+		r.t.Error(err)
+		return
+	}
+	r.fault(IsolateMember)
+	r.t.Logf("%s: server %d, %s", IsolateMember, i, role)
+	time.Sleep(r.cfg.Lifetime + time.Second)
+	if err := n.Rejoin(); err != nil {
+		r.t.Error(err)
+	}
 }
 
 func (r *run) killLeader(ctx context.Context) {

@@ -166,6 +166,30 @@ func Check(ops []Op, writes []Write, notice time.Duration) []string {
 	return bad
 }
 
+// CheckPermits returns a violation for every hold of a semaphore with
+// permits that was granted while permits others held: a hold counts
+// until the client let go, unless it was lost and its Lost() closed
+// within notice of the grant. Holds of a semaphore share, so Check finds
+// nothing wrong between them.
+func CheckPermits(ops []Op, permits int, notice time.Duration) []string {
+	var bad []string
+	ops = slices.SortedFunc(slices.Values(ops), func(a, b Op) int { return a.Granted.Compare(b.Granted) })
+	for i, l := range ops {
+		var held []string
+		for _, e := range ops[:i] {
+			gone := e.Lost && !e.LostAt.IsZero() && !e.LostAt.After(l.Granted.Add(notice))
+			if e.Released.After(l.Granted) && !gone {
+				held = append(held, fmt.Sprintf("%s (token %d) from %s", e.Client, e.Token, e.Granted.Format(stamp)))
+			}
+		}
+		if len(held) >= permits {
+			bad = append(bad, fmt.Sprintf("%s (token %d) granted at %s while %d of %d permits were held: %s",
+				l.Client, l.Token, l.Granted.Format(stamp), len(held), permits, strings.Join(held, ", ")))
+		}
+	}
+	return bad
+}
+
 const stamp = "15:04:05.000"
 
 // Summary is one line on a run of one recipe; reopened counts the

@@ -19,6 +19,7 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/rwlock"
+	"github.com/turnstile-go/turnstile/semaphore"
 )
 
 // The faults the nemesis injects.
@@ -32,9 +33,10 @@ const (
 
 // The recipes a run exercises.
 const (
-	Mutex    = "mutex"
-	RWMutex  = "rwlock"
-	Election = "election"
+	Mutex     = "mutex"
+	RWMutex   = "rwlock"
+	Election  = "election"
+	Semaphore = "semaphore" // holds share, and only read
 )
 
 // Config is one run.
@@ -50,6 +52,8 @@ type Config struct {
 	// Guard makes each register's guard: a turnstile.Fence, unless a
 	// test breaks it.
 	Guard func() Guard
+	// Permits is the semaphore's number of holders at once.
+	Permits int
 }
 
 // Result is one recipe's history and what the checker found in it.
@@ -99,7 +103,7 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var recipes []*recipeRun
-	var clients []*client
+	var clients, writers []*client
 	var wg sync.WaitGroup
 	for _, name := range cfg.Recipes {
 		rr := &recipeRun{run: r, recipe: name, name: locktest.Name(), reg: NewRegister(cfg.Guard())}
@@ -107,6 +111,9 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		for i := range cfg.Clients {
 			c := &client{id: fmt.Sprintf("%s-%d", name, i+1), link: s.Linked(t)}
 			clients = append(clients, c)
+			if name != Semaphore {
+				writers = append(writers, c)
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -115,7 +122,7 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		}
 	}
 
-	r.nemesis(ctx, clients, time.Now().Add(cfg.Duration))
+	r.nemesis(ctx, clients, writers, time.Now().Add(cfg.Duration))
 	calm := time.Now()
 	var violations []string
 	for _, rr := range recipes {
@@ -127,10 +134,17 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 	var results []Result
 	for i, rr := range recipes {
 		bad := Check(rr.ops, rr.reg.Writes(), time.Second)
+		queues := []string{rr.name}
+		if rr.recipe == Semaphore {
+			bad = append(bad, CheckPermits(rr.ops, cfg.Permits, time.Second)...)
+			queues = append(queues, rr.name+"/"+recipe.WaitingRoom)
+		}
 		if i == 0 {
 			bad = append(bad, violations...)
 		}
-		locktest.Eventually(t, 3*cfg.Lifetime, "contenders left in "+rr.name, func() bool { return s.Queued(t, rr.name) == 0 })
+		for _, q := range queues {
+			locktest.Eventually(t, 3*cfg.Lifetime, "contenders left in "+q, func() bool { return s.Queued(t, q) == 0 })
+		}
 		results = append(results, Result{
 			Recipe: rr.recipe, Ops: rr.ops, Writes: rr.reg.Writes(), Violations: bad, Faults: maps.Clone(r.faults),
 			Summary: Summary(s.Name+" "+rr.recipe, rr.ops, r.faults, int(rr.sessions.Load())-cfg.Clients, len(bad)),
@@ -221,11 +235,15 @@ type holder struct {
 }
 
 // holderOf returns the recipe's value on b for one hold of kind: a
-// backend's own Mutex, or a side of an RWMutex.
+// Mutex, a side of an RWMutex, or a Semaphore.
 func (rr *recipeRun) holderOf(b turnstile.Session, kind turnstile.Kind) holder {
-	if rr.recipe == Mutex {
+	switch rr.recipe {
+	case Mutex:
 		m := mutex.New(b, rr.name)
 		return holder{m.Lock, m.Unlock, m.Sequencer, m.Lost}
+	case Semaphore:
+		sem := semaphore.New(b, rr.name, rr.cfg.Permits)
+		return holder{sem.Acquire, sem.Release, sem.Sequencer, sem.Lost}
 	}
 	rw := rwlock.New(b, rr.name)
 	if kind == turnstile.Shared {
@@ -238,7 +256,7 @@ func (rr *recipeRun) holderOf(b turnstile.Session, kind turnstile.Kind) holder {
 // writes it one more.
 func (rr *recipeRun) hold(ctx context.Context, c *client, b turnstile.Session) {
 	kind := turnstile.Exclusive
-	if rr.recipe == RWMutex && rand.IntN(2) == 0 {
+	if rr.recipe == Semaphore || rr.recipe == RWMutex && rand.IntN(2) == 0 {
 		kind = turnstile.Shared
 	}
 	h := rr.holderOf(b, kind)
@@ -386,8 +404,9 @@ func watch(lost <-chan struct{}) func() time.Time {
 	}
 }
 
-// nemesis injects the configured faults in turn until the deadline.
-func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
+// nemesis injects the configured faults in turn until the deadline;
+// writers are the clients a pause can stall before a write.
+func (r *run) nemesis(ctx context.Context, clients, writers []*client, until time.Time) {
 	for i := 0; time.Now().Before(until); i++ {
 		kind := r.cfg.Faults[i%len(r.cfg.Faults)]
 		switch kind {
@@ -414,7 +433,7 @@ func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
 				r.fault(kind)
 			}
 		case PauseClient:
-			r.target(clients, kind).pauseNext.Store(true) // counted when it pauses
+			r.target(writers, kind).pauseNext.Store(true) // counted when it pauses
 		}
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
 	}
@@ -423,8 +442,9 @@ func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
 	}
 }
 
-// target picks a client for the next fault of kind, from each recipe in
-// turn, so that every recipe meets every fault.
+// target picks a client among clients, those of one recipe after
+// another's, for the next fault of kind, from each recipe in turn, so that
+// every recipe meets every fault.
 func (r *run) target(clients []*client, kind string) *client {
 	r.mu.Lock()
 	n := r.targeted[kind]

@@ -1,10 +1,10 @@
 // Package chaos checks the promise users cannot test themselves: under
 // pauses, partitions, crashes and leader fail-overs, a fenced resource is
 // never written out of order by two holders, and every lost hold is
-// noticed. Clients loop over a recipe (mutex, read-write lock, election)
-// and read-modify-write a shared register through a guard with their
-// hold's token, while a nemesis injects faults; the history they record
-// is then checked.
+// noticed. Clients loop over a recipe (mutex, read-write lock, election,
+// semaphore) and read-modify-write a shared register through a guard with
+// their hold's token, or only read it where holds share, while a nemesis
+// injects faults; the history they record is then checked.
 //
 // The checker tests invariants rather than linearizability: the register
 // lives in one process and every access to it is serialised by its guard,

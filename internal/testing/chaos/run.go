@@ -474,11 +474,8 @@ func (r *run) free(clients []*client, kind string) *client {
 // lost its quorum, and a follower otherwise, which answers from its stale
 // copy until it gives its leader up.
 func (r *run) isolateMember(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	i, err := r.s.Leader(ctx)
-	if err != nil {
-		r.t.Errorf("finding the leader: %v", err)
+	i := r.leader(ctx)
+	if i < 0 {
 		return
 	}
 	r.mu.Lock()
@@ -501,12 +498,24 @@ func (r *run) isolateMember(ctx context.Context) {
 	}
 }
 
-func (r *run) killLeader(ctx context.Context) {
+// leader returns the index of the servers' leader, or -1 once it has
+// failed the test for want of one.
+func (r *run) leader(ctx context.Context) int {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	i, err := r.s.Leader(ctx)
 	if err != nil {
 		r.t.Errorf("finding the leader: %v", err)
+		return -1
+	}
+	return i
+}
+
+func (r *run) killLeader(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	i := r.leader(ctx)
+	if i < 0 {
 		return
 	}
 	n := r.s.Node(r.t, i)

@@ -344,7 +344,7 @@ type Member struct {
 	// advertised is the peer URL the others call the member at: peerURL,
 	// or the proxies' with PeerProxies.
 	advertised string
-	links      []*proxy.Proxy // with PeerProxies, to and from every other member
+	links      proxy.Group // with PeerProxies, to and from every other member
 	// healthURL is where the member answers /health: its client URL, or
 	// a plain metrics listener when clients must come over TLS.
 	healthURL string
@@ -433,9 +433,7 @@ func (m *Member) Isolate() error {
 	if len(m.links) == 0 {
 		return fmt.Errorf("isolating member %s: the cluster has no peer proxies", m.name)
 	}
-	for _, p := range m.links {
-		p.Partition()
-	}
+	m.links.Partition()
 	return nil
 }
 
@@ -445,9 +443,7 @@ func (m *Member) Rejoin() error {
 	if len(m.links) == 0 {
 		return fmt.Errorf("rejoining member %s: the cluster has no peer proxies", m.name)
 	}
-	for _, p := range m.links {
-		p.Heal()
-	}
+	m.links.Heal()
 	return nil
 }
 

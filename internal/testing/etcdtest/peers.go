@@ -100,8 +100,8 @@ func (l *peerLinks) start(targets []string, procs []*testenv.Process) error {
 }
 
 // of returns the proxies on member i's links to and from the others.
-func (l *peerLinks) of(i int) []*proxy.Proxy {
-	var ps []*proxy.Proxy
+func (l *peerLinks) of(i int) proxy.Group {
+	var ps proxy.Group
 	for k := range l.links {
 		if k != i {
 			ps = append(ps, l.links[i][k], l.links[k][i])

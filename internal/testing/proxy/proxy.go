@@ -126,23 +126,41 @@ func (p *Proxy) Restore() {
 // it; new connections are accepted and left unanswered without reaching
 // the target. Each side notices only by its own timeouts. Heal delivers
 // what waited and forwards again; Cut and Close end the holds.
-func (p *Proxy) Partition() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.partitioned = true
-	p.gate()
-	p.hold(ToServer)
-	p.hold(ToClient)
-}
+func (p *Proxy) Partition() { p.partition(true) }
 
 // Heal ends a partition.
-func (p *Proxy) Heal() {
+func (p *Proxy) Heal() { p.partition(false) }
+
+func (p *Proxy) partition(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.partitioned = false
+	p.partitioned = on
 	p.gate()
-	p.release(ToServer)
-	p.release(ToClient)
+	for _, d := range []Direction{ToServer, ToClient} {
+		if on {
+			p.hold(d)
+		} else {
+			p.release(d)
+		}
+	}
+}
+
+// Group is proxies that a test partitions and heals together, such as
+// those between one server and each of its peers.
+type Group []*Proxy
+
+// Partition partitions every proxy of the group.
+func (g Group) Partition() {
+	for _, p := range g {
+		p.Partition()
+	}
+}
+
+// Heal heals every proxy of the group.
+func (g Group) Heal() {
+	for _, p := range g {
+		p.Heal()
+	}
 }
 
 // gate opens the way to the target for new connections, or shuts it,

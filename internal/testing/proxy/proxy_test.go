@@ -52,7 +52,13 @@ func roundTrip(c net.Conn, r *bufio.Reader, msg string) (string, error) {
 // dialEcho starts a proxy in front of an echo server and connects a
 // client through it; both close with the test.
 func dialEcho(t *testing.T) (*Proxy, net.Conn, *bufio.Reader) {
-	p, err := Start(echo(t))
+	return dialThrough(t, echo(t))
+}
+
+// dialThrough starts a proxy in front of target and connects a client
+// through it; both close with the test.
+func dialThrough(t *testing.T, target string, opts ...Option) (*Proxy, net.Conn, *bufio.Reader) {
+	p, err := Start(target, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,21 +224,11 @@ func TestPartitionAndHeal(t *testing.T) {
 
 // A greeting rewrites the start of each connection, and nothing after it.
 func TestGreeting(t *testing.T) {
-	p, err := Start(echo(t), Greeting(func(r io.Reader) ([]byte, error) {
+	_, c, r := dialThrough(t, echo(t), Greeting(func(r io.Reader) ([]byte, error) {
 		head := make([]byte, 3)
 		_, err := io.ReadFull(r, head)
 		return []byte("new " + string(head)), err
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
 	for _, step := range []struct{ sent, want string }{{"one", "new one\n"}, {"two", "two\n"}} {
 		if got, err := roundTrip(c, r, step.sent); err != nil || got != step.want {
 			t.Fatalf("sent %q, got %q %v, want %q", step.sent, got, err, step.want)
@@ -249,16 +245,7 @@ func TestRedial(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	p, err := Start(addr, Redial(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c, _ := dialThrough(t, addr, Redial(5*time.Second))
 	if _, err := c.Write([]byte("early\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -68,8 +68,8 @@ func startPeerLinks(quorum, election []int, redial time.Duration) (peerLinks, er
 }
 
 // of returns the proxies on node i's links to and from every other node.
-func (links peerLinks) of(i int) []*proxy.Proxy {
-	var ps []*proxy.Proxy
+func (links peerLinks) of(i int) proxy.Group {
+	var ps proxy.Group
 	for j := range links {
 		for _, l := range []*peerLink{links[i][j], links[j][i]} {
 			if l != nil {

@@ -395,7 +395,7 @@ type Node struct {
 	dir        string
 	clientPort int
 	proc       *testenv.Process
-	peers      []*proxy.Proxy // on its links to and from the other nodes
+	peers      proxy.Group // on its links to and from the other nodes
 }
 
 // configure writes the node's zoo.cfg, myid and log4j configuration and
@@ -485,9 +485,7 @@ func (n *Node) Isolate() error {
 	if len(n.peers) == 0 {
 		return fmt.Errorf("isolating node %d: the ensemble has no peer proxies", n.id)
 	}
-	for _, p := range n.peers {
-		p.Partition()
-	}
+	n.peers.Partition()
 	return nil
 }
 
@@ -497,9 +495,7 @@ func (n *Node) Rejoin() error {
 	if len(n.peers) == 0 {
 		return fmt.Errorf("rejoining node %d: the ensemble has no peer proxies", n.id)
 	}
-	for _, p := range n.peers {
-		p.Heal()
-	}
+	n.peers.Heal()
 	return nil
 }
 

@@ -1,10 +1,10 @@
 // Package chaos checks the promise users cannot test themselves: under
 // pauses, partitions, crashes and leader fail-overs, a fenced resource is
 // never written out of order by two holders, and every lost hold is
-// noticed. Clients loop over a recipe (mutex, read-write lock, election)
-// and read-modify-write a shared register through a guard with their
-// hold's token, while a nemesis injects faults; the history they record
-// is then checked.
+// noticed. Clients loop over a recipe (mutex, read-write lock, election,
+// semaphore) and read-modify-write a shared register through a guard with
+// their hold's token, or only read it where holds share, while a nemesis
+// injects faults; the history they record is then checked.
 //
 // The checker tests invariants rather than linearizability: the register
 // lives in one process and every access to it is serialised by its guard,
@@ -161,6 +161,30 @@ func Check(ops []Op, writes []Write, notice time.Duration) []string {
 		}
 		if !e.Refused && e.Read.Token >= e.Token {
 			bad = append(bad, fmt.Sprintf("%s (token %d) read a write by token %d", e.Client, e.Token, e.Read.Token))
+		}
+	}
+	return bad
+}
+
+// CheckPermits returns a violation for every hold of a semaphore with
+// permits that was granted while permits others held: a hold counts
+// until the client let go, unless it was lost and its Lost() closed
+// within notice of the grant. Holds of a semaphore share, so Check finds
+// nothing wrong between them.
+func CheckPermits(ops []Op, permits int, notice time.Duration) []string {
+	var bad []string
+	ops = slices.SortedFunc(slices.Values(ops), func(a, b Op) int { return a.Granted.Compare(b.Granted) })
+	for i, l := range ops {
+		var held []string
+		for _, e := range ops[:i] {
+			gone := e.Lost && !e.LostAt.IsZero() && !e.LostAt.After(l.Granted.Add(notice))
+			if e.Released.After(l.Granted) && !gone {
+				held = append(held, fmt.Sprintf("%s (token %d) from %s", e.Client, e.Token, e.Granted.Format(stamp)))
+			}
+		}
+		if len(held) >= permits {
+			bad = append(bad, fmt.Sprintf("%s (token %d) granted at %s while %d of %d permits were held: %s",
+				l.Client, l.Token, l.Granted.Format(stamp), len(held), permits, strings.Join(held, ", ")))
 		}
 	}
 	return bad

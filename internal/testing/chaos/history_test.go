@@ -51,3 +51,36 @@ func replace(ops []Op, i int, f func(*Op)) []Op {
 	f(&out[i])
 	return out
 }
+
+func TestCheckPermits(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r := turnstile.Shared
+	clean := []Op{
+		{Client: "a", Kind: r, Token: 10, Granted: at(0), Released: at(300)},
+		{Client: "b", Kind: r, Token: 11, Granted: at(100), Released: at(200)},
+		// c takes b's permit, d a's
+		{Client: "c", Kind: r, Token: 12, Granted: at(250), Released: at(2000), Lost: true, LostAt: at(900)},
+		{Client: "d", Kind: r, Token: 13, Granted: at(310), Released: at(1100)},
+		// c lost its permit at 900, and e takes it
+		{Client: "e", Kind: r, Token: 14, Granted: at(1000), Released: at(1100)},
+	}
+	if bad := CheckPermits(clean, 2, time.Second); len(bad) != 0 {
+		t.Fatalf("clean history: %v", bad)
+	}
+	for _, c := range []struct {
+		what string
+		ops  []Op
+		want string
+	}{
+		{"three holders", replace(clean, 1, func(op *Op) { op.Released = at(260) }), "c (token 12) granted"},
+		{"loss not noticed", replace(clean, 2, func(op *Op) { op.LostAt = time.Time{} }), "e (token 14) granted"},
+		{"loss noticed late", replace(clean, 2, func(op *Op) { op.LostAt = at(2100) }), "e (token 14) granted"},
+		{"not lost", replace(clean, 2, func(op *Op) { op.Lost = false }), "e (token 14) granted"},
+	} {
+		bad := CheckPermits(c.ops, 2, time.Second)
+		if !strings.Contains(strings.Join(bad, "\n"), c.want) {
+			t.Errorf("%s: violations %q, want one with %q", c.what, bad, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -18,21 +19,24 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/rwlock"
+	"github.com/turnstile-go/turnstile/semaphore"
 )
 
 // The faults the nemesis injects.
 const (
-	KillLeader  = "kill-leader"  // kill the servers' leader, restart it a moment later
-	PauseMember = "pause-member" // SIGSTOP a server for a session's lifetime
-	CutClient   = "cut-client"   // partition a client for longer than its session
-	PauseClient = "pause-client" // stall a holder between read and write, cut off, until another holds
+	KillLeader    = "kill-leader"    // kill the servers' leader, restart it a moment later
+	PauseMember   = "pause-member"   // SIGSTOP a server for a session's lifetime
+	IsolateMember = "isolate-member" // partition a server, the leader or a follower, from the others but not from its clients, for longer than a session
+	CutClient     = "cut-client"     // partition a client for longer than its session
+	PauseClient   = "pause-client"   // stall a holder between read and write, cut off, until another holds
 )
 
 // The recipes a run exercises.
 const (
-	Mutex    = "mutex"
-	RWMutex  = "rwlock"
-	Election = "election"
+	Mutex     = "mutex"
+	RWMutex   = "rwlock"
+	Election  = "election"
+	Semaphore = "semaphore" // holds share, and only read
 )
 
 // Config is one run.
@@ -48,6 +52,8 @@ type Config struct {
 	// Guard makes each register's guard: a turnstile.Fence, unless a
 	// test breaks it.
 	Guard func() Guard
+	// Permits is the semaphore's number of holders at once.
+	Permits int
 }
 
 // Result is one recipe's history and what the checker found in it.
@@ -57,6 +63,7 @@ type Result struct {
 	Writes     []Write
 	Violations []string
 	Summary    string
+	Faults     map[string]int // injected during the run, by kind, for every recipe at once
 }
 
 // run is the state of one run.
@@ -96,7 +103,7 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var recipes []*recipeRun
-	var clients []*client
+	var clients, writers []*client
 	var wg sync.WaitGroup
 	for _, name := range cfg.Recipes {
 		rr := &recipeRun{run: r, recipe: name, name: locktest.Name(), reg: NewRegister(cfg.Guard())}
@@ -104,6 +111,9 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		for i := range cfg.Clients {
 			c := &client{id: fmt.Sprintf("%s-%d", name, i+1), link: s.Linked(t)}
 			clients = append(clients, c)
+			if name != Semaphore {
+				writers = append(writers, c)
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -112,7 +122,7 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		}
 	}
 
-	r.nemesis(ctx, clients, time.Now().Add(cfg.Duration))
+	r.nemesis(ctx, clients, writers, time.Now().Add(cfg.Duration))
 	calm := time.Now()
 	var violations []string
 	for _, rr := range recipes {
@@ -124,12 +134,19 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 	var results []Result
 	for i, rr := range recipes {
 		bad := Check(rr.ops, rr.reg.Writes(), time.Second)
+		queues := []string{rr.name}
+		if rr.recipe == Semaphore {
+			bad = append(bad, CheckPermits(rr.ops, cfg.Permits, time.Second)...)
+			queues = append(queues, rr.name+"/"+recipe.WaitingRoom)
+		}
 		if i == 0 {
 			bad = append(bad, violations...)
 		}
-		locktest.Eventually(t, 3*cfg.Lifetime, "contenders left in "+rr.name, func() bool { return s.Queued(t, rr.name) == 0 })
+		for _, q := range queues {
+			locktest.Eventually(t, 3*cfg.Lifetime, "contenders left in "+q, func() bool { return s.Queued(t, q) == 0 })
+		}
 		results = append(results, Result{
-			Recipe: rr.recipe, Ops: rr.ops, Writes: rr.reg.Writes(), Violations: bad,
+			Recipe: rr.recipe, Ops: rr.ops, Writes: rr.reg.Writes(), Violations: bad, Faults: maps.Clone(r.faults),
 			Summary: Summary(s.Name+" "+rr.recipe, rr.ops, r.faults, int(rr.sessions.Load())-cfg.Clients, len(bad)),
 		})
 	}
@@ -189,12 +206,16 @@ func (r *run) fault(kind string) {
 }
 
 // loop runs one client until ctx ends, opening a new session whenever
-// the last one ended.
+// the last one ended, or could not start during a fault.
 func (rr *recipeRun) loop(ctx context.Context, c *client) {
 	var b turnstile.Session
 	for ctx.Err() == nil {
 		if b == nil || recipe.Closed(b.Done()) {
-			b = c.link.Open(rr.t, rr.cfg.Lifetime)
+			var err error
+			if b, err = c.link.Open(rr.t, rr.cfg.Lifetime); err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
 			rr.sessions.Add(1)
 		}
 		switch rr.recipe {
@@ -214,11 +235,15 @@ type holder struct {
 }
 
 // holderOf returns the recipe's value on b for one hold of kind: a
-// backend's own Mutex, or a side of an RWMutex.
+// Mutex, a side of an RWMutex, or a Semaphore.
 func (rr *recipeRun) holderOf(b turnstile.Session, kind turnstile.Kind) holder {
-	if rr.recipe == Mutex {
+	switch rr.recipe {
+	case Mutex:
 		m := mutex.New(b, rr.name)
 		return holder{m.Lock, m.Unlock, m.Sequencer, m.Lost}
+	case Semaphore:
+		sem := semaphore.New(b, rr.name, rr.cfg.Permits)
+		return holder{sem.Acquire, sem.Release, sem.Sequencer, sem.Lost}
 	}
 	rw := rwlock.New(b, rr.name)
 	if kind == turnstile.Shared {
@@ -231,7 +256,7 @@ func (rr *recipeRun) holderOf(b turnstile.Session, kind turnstile.Kind) holder {
 // writes it one more.
 func (rr *recipeRun) hold(ctx context.Context, c *client, b turnstile.Session) {
 	kind := turnstile.Exclusive
-	if rr.recipe == RWMutex && rand.IntN(2) == 0 {
+	if rr.recipe == Semaphore || rr.recipe == RWMutex && rand.IntN(2) == 0 {
 		kind = turnstile.Shared
 	}
 	h := rr.holderOf(b, kind)
@@ -379,13 +404,16 @@ func watch(lost <-chan struct{}) func() time.Time {
 	}
 }
 
-// nemesis injects the configured faults in turn until the deadline.
-func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
+// nemesis injects the configured faults in turn until the deadline;
+// writers are the clients a pause can stall before a write.
+func (r *run) nemesis(ctx context.Context, clients, writers []*client, until time.Time) {
 	for i := 0; time.Now().Before(until); i++ {
 		kind := r.cfg.Faults[i%len(r.cfg.Faults)]
 		switch kind {
 		case KillLeader:
 			r.killLeader(ctx)
+		case IsolateMember:
+			r.isolateMember(ctx)
 		case PauseMember:
 			n := r.s.Node(r.t, rand.IntN(r.s.Servers()))
 			if err := n.Pause(); err != nil {
@@ -405,7 +433,7 @@ func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
 				r.fault(kind)
 			}
 		case PauseClient:
-			r.target(clients, kind).pauseNext.Store(true) // counted when it pauses
+			r.target(writers, kind).pauseNext.Store(true) // counted when it pauses
 		}
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
 	}
@@ -414,8 +442,9 @@ func (r *run) nemesis(ctx context.Context, clients []*client, until time.Time) {
 	}
 }
 
-// target picks a client for the next fault of kind, from each recipe in
-// turn, so that every recipe meets every fault.
+// target picks a client among clients, those of one recipe after
+// another's, for the next fault of kind, from each recipe in turn, so that
+// every recipe meets every fault.
 func (r *run) target(clients []*client, kind string) *client {
 	r.mu.Lock()
 	n := r.targeted[kind]
@@ -439,12 +468,54 @@ func (r *run) free(clients []*client, kind string) *client {
 	return nil
 }
 
-func (r *run) killLeader(ctx context.Context) {
+// isolateMember partitions a server from the others, while its clients
+// stay connected to it, for a session's lifetime and a second: the
+// leader every other time, which goes on answering until it finds it has
+// lost its quorum, and a follower otherwise, which answers from its stale
+// copy until it gives its leader up.
+func (r *run) isolateMember(ctx context.Context) {
+	i := r.leader(ctx)
+	if i < 0 {
+		return
+	}
+	r.mu.Lock()
+	role := "the leader"
+	if r.faults[IsolateMember]%2 == 1 {
+		i = (i + 1 + rand.IntN(r.s.Servers()-1)) % r.s.Servers()
+		role = "a follower"
+	}
+	r.mu.Unlock()
+	n := r.s.Node(r.t, i)
+	if err := n.Isolate(); err != nil {
+		r.t.Error(err)
+		return
+	}
+	r.fault(IsolateMember)
+	r.t.Logf("%s: server %d, %s", IsolateMember, i, role)
+	time.Sleep(r.cfg.Lifetime + time.Second)
+	if err := n.Rejoin(); err != nil {
+		r.t.Error(err)
+	}
+}
+
+// leader returns the index of the servers' leader, or -1 once it has
+// failed the test for want of one.
+func (r *run) leader(ctx context.Context) int {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	i, err := r.s.Leader(ctx)
 	if err != nil {
 		r.t.Errorf("finding the leader: %v", err)
+		return -1
+	}
+	return i
+}
+
+func (r *run) killLeader(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	i := r.leader(ctx)
+	if i < 0 {
 		return
 	}
 	n := r.s.Node(r.t, i)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/turnstile-go/turnstile/internal/testing/ports"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -45,6 +46,7 @@ type Cluster struct {
 	// status asks single members for their raft status; each call dials
 	// the member it asks, whatever the client's endpoints.
 	status *clientv3.Client
+	peers  *peerLinks // nil without PeerProxies
 }
 
 // StartCluster starts n members and returns once every one of them
@@ -56,10 +58,14 @@ type Cluster struct {
 // server module (see toolModule) the first time any test needs it, which
 // takes a minute or two, and cached per user for later runs. Without a go command, or if the
 // build fails, the test is skipped — or fails, in CI.
-func StartCluster(tb testing.TB, n int) *Cluster {
+func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
 	tb.Helper()
 	if n < 1 {
 		tb.Fatalf("StartCluster: %d members", n)
+	}
+	var cfg clusterConfig
+	for _, o := range opts {
+		o(&cfg)
 	}
 	bin := etcdBinary(tb)
 	dir := tb.TempDir()
@@ -70,7 +76,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	// that.
 	for attempt := range 3 {
 		var c *Cluster
-		c, err = startCluster(bin, filepath.Join(dir, strconv.Itoa(attempt)), token, n)
+		c, err = startCluster(bin, filepath.Join(dir, strconv.Itoa(attempt)), token, n, cfg)
 		if err == nil {
 			tb.Cleanup(func() { c.stop(tb) })
 			return c
@@ -80,12 +86,17 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	return nil
 }
 
-func startCluster(bin, dir, token string, n int) (*Cluster, error) {
+func startCluster(bin, dir, token string, n int, cfg clusterConfig) (*Cluster, error) {
 	ports, err := ports.Free(2 * n)
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{}
+	if cfg.peerProxies && n > 1 {
+		if c.peers, err = listenPeers(n); err != nil {
+			return nil, err
+		}
+	}
 	var initial []string
 	for i := range n {
 		m := &Member{
@@ -95,8 +106,12 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 			peerURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
 		m.healthURL = "http://" + m.endpoint
+		m.advertised = m.peerURL
+		if c.peers != nil {
+			m.advertised = c.peers.url(i)
+		}
 		c.members = append(c.members, m)
-		initial = append(initial, m.name+"="+m.peerURL)
+		initial = append(initial, m.name+"="+m.advertised)
 	}
 	for _, m := range c.members {
 		args := []string{
@@ -105,7 +120,7 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 			"--listen-client-urls", "http://" + m.endpoint,
 			"--advertise-client-urls", "http://" + m.endpoint,
 			"--listen-peer-urls", m.peerURL,
-			"--initial-advertise-peer-urls", m.peerURL,
+			"--initial-advertise-peer-urls", m.advertised,
 			"--initial-cluster", strings.Join(initial, ","),
 			// A restarted member finds its data directory and ignores
 			// these two; the token keeps members of different
@@ -129,7 +144,23 @@ func startCluster(bin, dir, token string, n int) (*Cluster, error) {
 			Log:  filepath.Join(m.dir, "etcd.log"),
 		}
 		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			c.killAll()
 			return nil, err
+		}
+	}
+	if c.peers != nil {
+		var targets []string
+		var procs []*testenv.Process
+		for _, m := range c.members {
+			targets = append(targets, strings.TrimPrefix(m.peerURL, "http://"))
+			procs = append(procs, m.proc)
+		}
+		if err := c.peers.start(targets, procs); err != nil {
+			c.killAll()
+			return nil, err
+		}
+		for i, m := range c.members {
+			m.links = c.peers.of(i)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -173,9 +204,13 @@ func (c *Cluster) waitHealthy(ctx context.Context) error {
 	return errors.Join(all...)
 }
 
+// killAll kills every member and closes the proxies between them.
 func (c *Cluster) killAll() {
 	for _, m := range c.members {
 		_ = m.Kill()
+	}
+	if c.peers != nil {
+		c.peers.close()
 	}
 }
 
@@ -306,6 +341,10 @@ type Member struct {
 	dir      string
 	endpoint string
 	peerURL  string
+	// advertised is the peer URL the others call the member at: peerURL,
+	// or the proxies' with PeerProxies.
+	advertised string
+	links      proxy.Group // with PeerProxies, to and from every other member
 	// healthURL is where the member answers /health: its client URL, or
 	// a plain metrics listener when clients must come over TLS.
 	healthURL string
@@ -384,6 +423,29 @@ func (m *Member) Pause() error { return m.proc.Pause() }
 
 // Resume lets a paused member run again with SIGCONT.
 func (m *Member) Resume() error { return m.proc.Resume() }
+
+// Isolate partitions the member from the other members until Rejoin, as
+// a network partition would, while its clients still reach it: a leader
+// keeps their streams until it finds it has lost its quorum, and a
+// follower answers what it can answer alone. The cluster must have been
+// started with PeerProxies.
+func (m *Member) Isolate() error {
+	if len(m.links) == 0 {
+		return fmt.Errorf("isolating member %s: the cluster has no peer proxies", m.name)
+	}
+	m.links.Partition()
+	return nil
+}
+
+// Rejoin ends the member's isolation: what was held back on its links is
+// delivered, and raft brings the member up to date.
+func (m *Member) Rejoin() error {
+	if len(m.links) == 0 {
+		return fmt.Errorf("rejoining member %s: the cluster has no peer proxies", m.name)
+	}
+	m.links.Heal()
+	return nil
+}
 
 // Restart kills the member if it runs, starts it again on the same ports
 // and data directory, and returns once it is healthy, that is back in the

@@ -11,11 +11,13 @@ import (
 
 // TestCluster shares one three-member cluster between its subtests, which
 // run one after another and each leave every member running, healthy
-// and agreeing on a leader, as they found it.
+// and agreeing on a leader, as they found it. The members reach each
+// other through proxies, which the subtests that kill or pause one show
+// to carry a fail-over.
 func TestCluster(t *testing.T) {
 	etcdBinary(t) // built, or found, before the clock starts
 	start := time.Now()
-	c := StartCluster(t, 3)
+	c := StartCluster(t, 3, PeerProxies())
 	t.Logf("3 members healthy in %v", time.Since(start).Round(time.Millisecond))
 
 	t.Run("Writes", func(t *testing.T) {
@@ -75,6 +77,72 @@ func TestCluster(t *testing.T) {
 		requireValue(ctx, t, c.Client(t, c.Member(leader).Endpoint()), "kill", "after")
 		requireSettled(ctx, t, c)
 	})
+
+	t.Run("IsolateFollower", func(t *testing.T) {
+		ctx := testContext(t)
+		leader := requireSettled(ctx, t, c)
+		isolateAndRejoin(ctx, t, c, (leader+1)%3, "isolate-follower")
+	})
+
+	t.Run("IsolateLeader", func(t *testing.T) {
+		ctx := testContext(t)
+		leader := requireSettled(ctx, t, c)
+		isolateAndRejoin(ctx, t, c, leader, "isolate-leader")
+	})
+}
+
+// isolateAndRejoin cuts member i off from the others, shows that they
+// agree on a leader among themselves and serve writes, while i still
+// answers its own clients from its stale copy, then lets it rejoin and
+// shows it catches up.
+func isolateAndRejoin(ctx context.Context, t *testing.T, c *Cluster, i int, key string) {
+	t.Helper()
+	others := c.Client(t, othersThan(c, i)...)
+	if _, err := others.Put(ctx, key, "before"); err != nil {
+		t.Fatal(err)
+	}
+	alone := c.Client(t, c.Member(i).Endpoint())
+	requireValue(ctx, t, alone, key, "before")
+	self, err := c.status.Status(ctx, c.Member(i).Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	isolated := time.Now()
+	if err := c.Member(i).Isolate(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var leaders []uint64
+		for _, ep := range othersThan(c, i) {
+			if st, err := c.status.Status(ctx, ep); err == nil && st.Leader != 0 && st.Leader != self.Header.MemberId {
+				leaders = append(leaders, st.Leader)
+			}
+		}
+		if len(leaders) == 2 && leaders[0] == leaders[1] {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the others agree on no leader but member %d: %v", i, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Logf("the others agree on a leader %v after member %d was isolated", time.Since(isolated).Round(time.Millisecond), i)
+	writeUntilServed(ctx, t, others, key, "during")
+	resp, err := alone.Get(ctx, key, clientv3.WithSerializable())
+	if err != nil {
+		t.Fatalf("the isolated member no longer answers its client: %v", err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "before" {
+		t.Fatalf("the isolated member answered %v, which it cannot know", resp.Kvs)
+	}
+
+	if err := c.Member(i).Rejoin(); err != nil {
+		t.Fatal(err)
+	}
+	requireValue(ctx, t, alone, key, "during")
+	requireSettled(ctx, t, c)
 }
 
 // pauseAndResume freezes member i, shows the others go on serving

@@ -45,7 +45,8 @@ type Service struct {
 	RequestBytes int64
 
 	addrs []string
-	open  func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session
+	// open opens a session, closed when tb ends.
+	open func(tb testing.TB, lifetime time.Duration, addrs []string) (turnstile.Session, error)
 	// nodes are the servers as processes a test may break, nil for the
 	// shared etcd server.
 	nodes  []node
@@ -58,6 +59,10 @@ type node interface {
 	Resume() error
 	Kill() error
 	Restart(ctx context.Context) error
+	// Isolate partitions the server from the other servers, its clients'
+	// connections left as they are, until Rejoin.
+	Isolate() error
+	Rejoin() error
 }
 
 // inspector reads what the tests check from the servers themselves.
@@ -73,7 +78,9 @@ type inspector interface {
 // Session opens a session on every server, closed when tb ends.
 func (s *Service) Session(tb testing.TB) turnstile.Session {
 	tb.Helper()
-	return s.open(tb, Lifetime, s.addrs)
+	b, err := s.open(tb, Lifetime, s.addrs)
+	must(tb, err)
+	return b
 }
 
 // Through opens a session with the given lifetime whose traffic to the
@@ -86,7 +93,9 @@ func (s *Service) Through(tb testing.TB, lifetime time.Duration) (turnstile.Sess
 	}
 	// Registered first, so that it closes after the session.
 	tb.Cleanup(func() { p.Close() })
-	return s.open(tb, lifetime, []string{p.Addr()}), p
+	b, err := s.open(tb, lifetime, []string{p.Addr()})
+	must(tb, err)
+	return b, p
 }
 
 // Link is one client's way to every server, a proxy per server, which a
@@ -113,8 +122,10 @@ func (s *Service) Linked(tb testing.TB) *Link {
 }
 
 // Open opens a session with the given lifetime through the link, closed
-// when tb ends.
-func (l *Link) Open(tb testing.TB, lifetime time.Duration) turnstile.Session {
+// when tb ends. It returns the error when the session cannot start, as
+// during a fault: a new etcd lease's first renewal may reach a member
+// cut off from the one that granted it.
+func (l *Link) Open(tb testing.TB, lifetime time.Duration) (turnstile.Session, error) {
 	tb.Helper()
 	addrs := make([]string, len(l.proxies))
 	for i, p := range l.proxies {
@@ -354,15 +365,16 @@ func ZooKeeper(t *testing.T) *Service {
 
 // EachCluster runs f as a subtest over a fresh ZooKeeper ensemble of n
 // nodes and over a fresh etcd cluster of n members, each server its own
-// process.
+// process, reaching the others through proxies so that a test can
+// isolate one.
 func EachCluster(t *testing.T, n int, f func(t *testing.T, s *Service)) {
 	t.Run("zookeeper", func(t *testing.T) {
-		s := zookeeper(zktest.StartEnsemble(t, n))
+		s := zookeeper(zktest.StartEnsemble(t, n, zktest.PeerProxies()))
 		t.Cleanup(s.state.close)
 		f(t, s)
 	})
 	t.Run("etcd", func(t *testing.T) {
-		c := etcdtest.StartCluster(t, n)
+		c := etcdtest.StartCluster(t, n, etcdtest.PeerProxies())
 		nodes := make([]node, n)
 		for i := range nodes {
 			nodes[i] = c.Member(i)
@@ -382,13 +394,13 @@ func zookeeper(c *zktest.Cluster) *Service {
 		Name:         "zookeeper",
 		RequestBytes: 40,
 		addrs:        c.Servers(),
-		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session {
+		open: func(tb testing.TB, lifetime time.Duration, addrs []string) (turnstile.Session, error) {
 			s, err := zklock.Connect(addrs, zklock.WithSessionTimeout(lifetime))
 			if err != nil {
-				tb.Fatal(err)
+				return nil, err
 			}
 			tb.Cleanup(func() { s.Close() })
-			return s
+			return s, nil
 		},
 		nodes:  nodes,
 		leader: c.Leader,
@@ -401,13 +413,13 @@ func etcd(endpoints []string, nodes []node, leader func(context.Context) (int, e
 		Name:         "etcd",
 		RequestBytes: 150,
 		addrs:        endpoints,
-		open: func(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session {
+		open: func(tb testing.TB, lifetime time.Duration, addrs []string) (turnstile.Session, error) {
 			s, err := etcdlock.NewSession(etcdtest.NewClient(tb, addrs...), etcdlock.WithTTL(lifetime))
 			if err != nil {
-				tb.Fatal(err)
+				return nil, err
 			}
 			tb.Cleanup(func() { s.Close() })
-			return s
+			return s, nil
 		},
 		nodes:  nodes,
 		leader: leader,

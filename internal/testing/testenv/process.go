@@ -82,6 +82,16 @@ func (p *Process) running() error {
 	}
 }
 
+// Pid returns the process's id while it runs, and 0 otherwise.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running() != nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Live reports whether the process runs and is not paused: whether it
 // can answer at all.
 func (p *Process) Live() bool {

@@ -3,6 +3,8 @@
 package testenv
 
 import (
+	"errors"
+	"net"
 	"syscall"
 	"time"
 )
@@ -14,3 +16,8 @@ func SysProcAttr() *syscall.SysProcAttr { return nil }
 // waitStopped cannot observe the stop outside Linux, so Pause returns
 // once the signal is sent.
 func waitStopped(int, time.Duration) error { return nil }
+
+// Caller cannot tell outside Linux which process opened a connection.
+func Caller(net.Conn, []*Process) (int, error) {
+	return -1, errors.New("telling which process opened a connection needs Linux")
+}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/turnstile-go/turnstile/internal/testing/ports"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
@@ -67,6 +68,10 @@ const (
 	probeTimeout = time.Second
 )
 
+// initLimit is how many ticks a follower has to connect to its leader
+// and catch up.
+const initLimit = 10
+
 // freePorts is a variable so that a test can hand out a port in use and
 // see the start retried.
 var freePorts = ports.Free
@@ -97,7 +102,8 @@ func Classpath() (string, error) {
 type Option func(*config)
 
 type config struct {
-	tick time.Duration
+	tick        time.Duration
+	peerProxies bool
 }
 
 // TickTime sets ZooKeeper's tickTime (default 200ms). The server clamps
@@ -113,6 +119,7 @@ func TickTime(d time.Duration) Option {
 type Cluster struct {
 	nodes    []*Node
 	sessions sessions
+	links    peerLinks // nil without PeerProxies
 }
 
 // Start starts a standalone server and waits until it serves. Without
@@ -216,10 +223,16 @@ func tryStart(root, classpath string, n int, cfg config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{}
-	var servers strings.Builder
+	var quorum, election []int
 	if n > 1 {
 		for i := range n {
-			fmt.Fprintf(&servers, "server.%d=127.0.0.1:%d:%d\n", i+1, ports[3*i+1], ports[3*i+2])
+			quorum = append(quorum, ports[3*i+1])
+			election = append(election, ports[3*i+2])
+		}
+		if cfg.peerProxies {
+			if c.links, err = startPeerLinks(quorum, election, initLimit*cfg.tick); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for i := range n {
@@ -227,8 +240,14 @@ func tryStart(root, classpath string, n int, cfg config) (*Cluster, error) {
 			id:         i + 1,
 			dir:        filepath.Join(root, fmt.Sprintf("node%d", i+1)),
 			clientPort: ports[perNode*i],
+			peers:      c.links.of(i),
 		}
-		if err := node.configure(cfg, servers.String(), classpath); err != nil {
+		servers := ""
+		if n > 1 {
+			servers = serverLines(i, quorum, election, c.links)
+		}
+		if err := node.configure(cfg, servers, classpath); err != nil {
+			c.stop(nil)
 			return nil, err
 		}
 		c.nodes = append(c.nodes, node)
@@ -254,6 +273,7 @@ func (c *Cluster) stop(tb testing.TB) {
 	for _, n := range c.nodes {
 		_ = n.Kill()
 	}
+	c.links.close()
 	if tb != nil && tb.Failed() {
 		for _, n := range c.nodes {
 			tb.Logf("zktest: node %d (%s) log tail:\n%s", n.id, n.Addr(), n.logTail(20))
@@ -375,6 +395,7 @@ type Node struct {
 	dir        string
 	clientPort int
 	proc       *testenv.Process
+	peers      proxy.Group // on its links to and from the other nodes
 }
 
 // configure writes the node's zoo.cfg, myid and log4j configuration and
@@ -387,7 +408,7 @@ func (n *Node) configure(cfg config, servers, classpath string) error {
 	// maxSessionTimeout: a client asking for a session longer than 20
 	// ticks would otherwise get less without a word.
 	zooCfg := fmt.Sprintf(`tickTime=%d
-initLimit=10
+initLimit=%d
 syncLimit=5
 dataDir=%s
 clientPort=%d
@@ -396,7 +417,7 @@ admin.enableServer=false
 4lw.commands.whitelist=*
 maxClientCnxns=0
 maxSessionTimeout=60000
-%s`, cfg.tick.Milliseconds(), data, n.clientPort, servers)
+%s`, cfg.tick.Milliseconds(), initLimit, data, n.clientPort, servers)
 	log4j := fmt.Sprintf(`log4j.rootLogger=INFO, FILE
 log4j.appender.FILE=org.apache.log4j.FileAppender
 log4j.appender.FILE.File=%s
@@ -454,6 +475,29 @@ func (n *Node) Pause() error { return n.proc.Pause() }
 
 // Resume continues a paused process with SIGCONT.
 func (n *Node) Resume() error { return n.proc.Resume() }
+
+// Isolate partitions the node from the other nodes until Rejoin, as a
+// network partition would, while its clients still reach it: a follower
+// serves them from what it has until it gives its leader up (syncLimit
+// ticks), a leader until it misses its quorum. The ensemble must have
+// been started with PeerProxies.
+func (n *Node) Isolate() error {
+	if len(n.peers) == 0 {
+		return fmt.Errorf("isolating node %d: the ensemble has no peer proxies", n.id)
+	}
+	n.peers.Partition()
+	return nil
+}
+
+// Rejoin ends the node's isolation: what was held back on its links is
+// delivered, and the node finds the ensemble again by its own timeouts.
+func (n *Node) Rejoin() error {
+	if len(n.peers) == 0 {
+		return fmt.Errorf("rejoining node %d: the ensemble has no peer proxies", n.id)
+	}
+	n.peers.Heal()
+	return nil
+}
 
 // Restart kills the node if it runs, starts it again on the same ports
 // and data directory, and waits until it serves: a crashed server that

@@ -536,3 +536,66 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// An isolated node loses its peers and keeps its clients: a follower
+// answers them from its stale copy until it gives its leader up, a
+// leader is replaced, and both rejoin.
+func TestIsolate(t *testing.T) {
+	c := StartEnsemble(t, 3, PeerProxies())
+	ctx := within(t, 60*time.Second)
+	leader, err := c.Leader(ctx)
+	must(t, err)
+	follower := (leader + 1) % 3
+	others := []string{c.Servers()[leader], c.Servers()[(leader+2)%3]}
+	writer, _ := connect(t, c, others, 4*time.Second)
+	stale, _ := connect(t, c, []string{c.Servers()[follower]}, 4*time.Second)
+	_, err = writer.Create("/isolated", []byte("before"), 0, zk.WorldACL(zk.PermAll))
+	must(t, err)
+	waitFor(ctx, t, func() error {
+		_, _, err := stale.Get("/isolated")
+		return err
+	})
+
+	must(t, c.Node(follower).Isolate())
+	_, err = writer.Set("/isolated", []byte("after"), -1)
+	must(t, err)
+	data, _, err := stale.Get("/isolated")
+	must(t, err)
+	if string(data) != "before" {
+		t.Fatalf("the isolated follower answered %q, which it cannot know", data)
+	}
+	began := time.Now()
+	waitFor(ctx, t, func() error {
+		if m, err := c.Node(follower).Mode(ctx); err != nil || m != "" {
+			return fmt.Errorf("isolated follower's mode %q, %v", m, err)
+		}
+		return nil
+	})
+	t.Logf("the isolated follower stopped serving after %v", time.Since(began))
+	must(t, c.Node(follower).Rejoin())
+	must(t, c.WaitServing(ctx))
+	fresh, _ := connect(t, c, []string{c.Servers()[follower]}, 4*time.Second)
+	waitFor(ctx, t, func() error {
+		data, _, err := fresh.Get("/isolated")
+		if err == nil && string(data) != "after" {
+			err = fmt.Errorf("rejoined follower has %q", data)
+		}
+		return err
+	})
+
+	must(t, c.Node(leader).Isolate())
+	began = time.Now()
+	waitFor(ctx, t, func() error {
+		i, err := c.Leader(ctx)
+		if err == nil && i == leader {
+			err = errors.New("the isolated node still leads")
+		}
+		return err
+	})
+	t.Logf("a new leader after %v", time.Since(began))
+	must(t, c.Node(leader).Rejoin())
+	must(t, c.WaitServing(ctx))
+	if m, err := c.Node(leader).Mode(ctx); err != nil || m != "follower" {
+		t.Fatalf("the former leader rejoined as %q (%v)", m, err)
+	}
+}

@@ -191,16 +191,25 @@ func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.C
 			w.cancel()
 		}
 	}()
+	// The keys on either side of the waiting room's, in one read: the
+	// holders, without the waiters.
+	room := prefix + recipe.WaitingRoom
+	read := []clientv3.Op{
+		clientv3.OpGet(prefix, clientv3.WithRange(room+"/"), clientv3.WithKeysOnly()),
+		clientv3.OpGet(room+"0", clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithKeysOnly()),
+	}
 	for {
-		g, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		resp, err := s.cli.Txn(ctx).Then(read...).Commit()
 		if err != nil {
 			return false, fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
 		}
-		s.saw(g.Header.Revision)
+		s.saw(resp.Header.Revision)
 		var holders []queue.Contender
-		for _, kv := range g.Kvs {
-			if c, ok := parse(kv, prefix); ok {
-				holders = append(holders, c)
+		for _, r := range resp.Responses {
+			for _, kv := range r.GetResponseRange().Kvs {
+				if c, ok := parse(kv, prefix); ok {
+					holders = append(holders, c)
+				}
 			}
 		}
 		if fits(holders) {
@@ -213,7 +222,7 @@ func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.C
 			// Watches started at an older revision would be caught up
 			// only every 100 ms. These start now, and the read that
 			// follows their creation shows any change before.
-			w = s.watchRoom(ctx, prefix)
+			w = s.watchRoom(ctx, prefix, room)
 		}
 		if err := w.next(ctx, s.Session); err != nil {
 			return false, err
@@ -234,9 +243,8 @@ type roomWatch struct {
 	cancel  context.CancelFunc
 }
 
-func (s *Session) watchRoom(ctx context.Context, prefix string) *roomWatch {
+func (s *Session) watchRoom(ctx context.Context, prefix, room string) *roomWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	room := prefix + recipe.WaitingRoom
 	w := &roomWatch{cancel: cancel}
 	// Only a delete makes room: a put is the first waiter's own move, or
 	// a contender of another recipe joining.

@@ -66,7 +66,11 @@ func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q
 			if _, err := l.b.AwaitExit(ctx, q[i-1]); err != nil {
 				return queue.Contender{}, err
 			}
-			q = nil
+			// Waiters only join behind self: once the one ahead has
+			// left, self is first without reading the room again.
+			if q = nil; i == 1 {
+				q = []queue.Contender{self}
+			}
 			continue
 		}
 		fits := func(holders []queue.Contender) bool { return queue.Fits(holders, self.Permits) }

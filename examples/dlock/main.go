@@ -4,6 +4,8 @@
 //	go run ./examples/dlock -etcd host:2379 -name /locks/backup -- ./backup.sh
 //	go run ./examples/dlock -zk host:2181 -name /locks/backup -try -- ./backup.sh
 //	go run ./examples/dlock -etcd host:2379 -name /elections/indexer -leader "$(hostname)" -- ./indexer
+//	go run ./examples/dlock -etcd host:2379 -name /permits/migrations -permits 2 -- ./migrate.sh
+//	go run ./examples/dlock -zk host:2181 -name /locks/backup -ls
 //
 // The command gets the hold in its environment: TURNSTILE_NAME, and
 // TURNSTILE_TOKEN and TURNSTILE_SEQUENCER to pass on to whatever it
@@ -12,6 +14,11 @@
 // (SIGTERM, then SIGKILL after a grace period) and exits 1; otherwise it
 // exits with the command's status. Endpoints also come from
 // ETCD_ENDPOINTS or ZK_SERVERS.
+//
+// With -permits N the command runs under one of N permits of a
+// semaphore instead of a lock. With -ls, dlock runs nothing: it prints
+// the name's queue, holders first, with each contender's identity,
+// token, client and, on ZooKeeper, how long ago it joined.
 package main
 
 import (
@@ -27,12 +34,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
 	"github.com/turnstile-go/turnstile/examples/internal/session"
 	"github.com/turnstile-go/turnstile/mutex"
+	"github.com/turnstile-go/turnstile/semaphore"
 )
 
 func main() {
@@ -72,18 +81,27 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	name := flags.String("name", "", "the lock's or election's name, such as /locks/backup")
 	leader := flags.String("leader", "", "campaign for leadership with this id, instead of taking a lock")
 	try := flags.Bool("try", false, "if another holds the lock, exit at once instead of waiting")
+	permits := flags.Int("permits", 0, "run under one of this many permits of a semaphore, instead of a lock")
+	id := flags.String("id", "", "the identity a lock's or semaphore's contender stores (default host:pid)")
+	ls := flags.Bool("ls", false, "print the name's queue, holders first, and run nothing")
 	ttl := flags.Duration("ttl", 10*time.Second, "session lifetime: how long a crashed holder keeps the lock")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	command := flags.Args()
 	switch {
-	case len(command) == 0:
+	case len(command) == 0 && !*ls:
 		return errors.New("dlock: no command given after --")
+	case len(command) > 0 && *ls:
+		return errors.New("dlock: -ls runs no command")
 	case *etcdAddr == "" && *zkAddr == "":
 		return errors.New("dlock: give -etcd or -zk (or ETCD_ENDPOINTS or ZK_SERVERS)")
 	case *try && *leader != "":
 		return errors.New("dlock: -try is for locks; a candidate waits its turn")
+	case *permits != 0 && *leader != "":
+		return errors.New("dlock: -permits is for a semaphore, -leader for an election: give one")
+	case *permits < 0 || *permits > semaphore.MaxPermits:
+		return fmt.Errorf("dlock: -permits %d, want 1 to %d", *permits, semaphore.MaxPermits)
 	}
 	if err := turnstile.ValidateName(*name); err != nil {
 		return err
@@ -94,7 +112,13 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 		return err
 	}
 	defer closeAll()
-	h := newHold(s, *name, *leader, *try)
+	if *ls {
+		return list(ctx, out, s, *name)
+	}
+	h, err := newHold(s, *name, *leader, *id, *permits, *try)
+	if err != nil {
+		return err
+	}
 
 	t0 := time.Now()
 	waiting := progress(out, *name, t0)
@@ -118,17 +142,64 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	return runErr
 }
 
-func newHold(s turnstile.Session, name, leader string, try bool) hold {
-	if leader != "" {
+func newHold(s turnstile.Session, name, leader, id string, permits int, try bool) (hold, error) {
+	switch {
+	case leader != "":
 		e := election.New(s, name, leader)
-		return hold{e.Campaign, e.Resign, e.Sequencer, e.Lost}
+		return hold{e.Campaign, e.Resign, e.Sequencer, e.Lost}, nil
+	case id != "":
+		if err := turnstile.ValidateID(id); err != nil {
+			return hold{}, err
+		}
 	}
-	m := mutex.New(s, name)
+	if permits > 0 {
+		var opts []semaphore.Option
+		if id != "" {
+			opts = append(opts, semaphore.WithIdentity(id))
+		}
+		sem := semaphore.New(s, name, permits, opts...)
+		acquire := sem.Acquire
+		if try {
+			acquire = sem.TryAcquire
+		}
+		return hold{acquire, sem.Release, sem.Sequencer, sem.Lost}, nil
+	}
+	var opts []mutex.Option
+	if id != "" {
+		opts = append(opts, mutex.WithIdentity(id))
+	}
+	m := mutex.New(s, name, opts...)
 	acquire := m.Lock
 	if try {
 		acquire = m.TryLock
 	}
-	return hold{acquire, m.Unlock, m.Sequencer, m.Lost}
+	return hold{acquire, m.Unlock, m.Sequencer, m.Lost}, nil
+}
+
+// list prints name's queue as a table, holders first.
+func list(ctx context.Context, out io.Writer, s turnstile.Session, name string) error {
+	ps, err := s.(interface {
+		Participants(context.Context, string) ([]turnstile.Participant, error)
+	}).Participants(ctx, name)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "STATE\tKIND\tTOKEN\tJOINED\tCLIENT\tIDENTITY")
+	for _, p := range ps {
+		state, joined, client := "waits", "?", p.Client
+		if p.Holds {
+			state = "holds"
+		}
+		if !p.Since.IsZero() {
+			joined = time.Since(p.Since).Round(100*time.Millisecond).String() + " ago"
+		}
+		if client == "" {
+			client = "?"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%q\n", state, p.Kind, p.Token, joined, client, p.Identity)
+	}
+	return w.Flush()
 }
 
 // progress prints, every few seconds while a wait lasts, how long it has

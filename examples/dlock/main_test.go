@@ -170,6 +170,10 @@ func TestBadUsage(t *testing.T) {
 		{"-etcd", endpoint, "-name", "locks/x", "--", "true"}, // bad name
 		{"-name", "/locks/x", "--", "true"},                   // no servers (unless set in the environment)
 		{"-etcd", endpoint, "-name", "/x", "-try", "-leader", "a", "--", "true"},
+		{"-etcd", endpoint, "-name", "/x", "-permits", "2", "-leader", "a", "--", "true"},
+		{"-etcd", endpoint, "-name", "/x", "-permits", "-1", "--", "true"},
+		{"-etcd", endpoint, "-name", "/x", "-ls", "--", "true"},
+		{"-etcd", endpoint, "-name", "/x", "-id", "two\nlines", "--", "true"},
 	} {
 		if args[0] == "-name" && (os.Getenv("ETCD_ENDPOINTS") != "" || os.Getenv("ZK_SERVERS") != "") {
 			continue
@@ -189,5 +193,99 @@ func waitFile(t *testing.T, path string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s never appeared", path)
 		}
+	}
+}
+
+// binary builds dlock, as a user runs it.
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "dlock")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Five runs of the built binary under two permits: never more than two
+// inside, each run's command sees how many are, and all five run.
+func TestPermitsBinary(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	lock := name()
+	// Each command marks itself inside, counts the marks, and stays a
+	// while so that the others queue.
+	script := `touch "$D/in.$$"; echo "inside $(ls "$D" | grep -c '^in\.')"; sleep 0.3; rm "$D/in.$$"`
+	var wg sync.WaitGroup
+	outs := make([][]byte, 5)
+	errs := make([]error, 5)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(bin, "-etcd", endpoint, "-name", lock, "-permits", "2", "-id", fmt.Sprintf("run-%d", i), "--", "sh", "-c", script)
+			cmd.Env = append(os.Environ(), "D="+dir)
+			outs[i], errs[i] = cmd.CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	for i, out := range outs {
+		if errs[i] != nil {
+			t.Fatalf("run %d: %v\n%s", i, errs[i], out)
+		}
+		m := regexp.MustCompile(`inside (\d+)`).FindStringSubmatch(string(out))
+		if m == nil {
+			t.Fatalf("run %d ran nothing:\n%s", i, out)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < 1 || n > 2 {
+			t.Errorf("run %d: %d inside, with 2 permits:\n%s", i, n, out)
+		}
+	}
+}
+
+// The built binary's -ls prints the queue: the holder first, then the
+// waiter, each with its identity, token and client.
+func TestListBinary(t *testing.T) {
+	bin := binary(t)
+	lock := name()
+	dir := t.TempDir()
+	holding := filepath.Join(dir, "holding")
+	holder := exec.Command(bin, "-etcd", endpoint, "-name", lock, "-id", "the-holder", "--", "sh", "-c", `touch "$0"; sleep 30`, holding)
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	waitFile(t, holding)
+	waiter := exec.Command(bin, "-etcd", endpoint, "-name", lock, "-id", "the-waiter", "--", "true")
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { waiter.Process.Kill(); waiter.Wait() })
+	var out []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if out, err = exec.Command(bin, "-etcd", endpoint, "-name", lock, "-ls").CombinedOutput(); err != nil {
+			t.Fatalf("dlock -ls: %v\n%s", err, out)
+		}
+		if strings.Count(string(out), "\n") == 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	row := regexp.MustCompile(`^(holds|waits)\s+exclusive\s+(\d+)\s+\?\s+turnstile\s+"([^"]*)"$`)
+	want := []struct{ state, id string }{{"holds", "the-holder"}, {"waits", "the-waiter"}}
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "STATE") {
+		t.Fatalf("dlock -ls printed:\n%s", out)
+	}
+	var last int64
+	for i, w := range want {
+		m := row.FindStringSubmatch(lines[i+1])
+		if m == nil || m[1] != w.state || m[3] != w.id {
+			t.Fatalf("row %d: %q, want %s %s\n%s", i, lines[i+1], w.state, w.id, out)
+		}
+		token, _ := strconv.ParseInt(m[2], 10, 64)
+		if token <= last {
+			t.Errorf("row %d: token %d after %d", i, token, last)
+		}
+		last = token
 	}
 }

@@ -45,7 +45,9 @@ type Election struct {
 	id   []byte
 	// label names the candidate's node on ZooKeeper.
 	label string
-	err   error // found at construction: every call fails with it
+	// config is what the options set of the candidate's Lock.
+	config []func(*recipe.Config)
+	err    error // found at construction: every call fails with it
 }
 
 // Option configures an Election.
@@ -62,18 +64,31 @@ func WithSelectorNames() Option {
 	return func(e *Election) { e.label = recipe.MutexLabel }
 }
 
+// WithLockDelay sets a lock-delay on leadership, as mutex.WithLockDelay
+// does for a mutex: when a leader's term ends without a resignation (its
+// session ended, or someone else deleted its candidate), the next
+// candidate leads no sooner than d after that end was seen, so that
+// what the former leader sent before it was cut off can drain first. A
+// Resign, or the end of Run's work, hands over at once. A margin for
+// what cannot check a term, not a guarantee.
+func WithLockDelay(d time.Duration) Option {
+	return func(e *Election) { e.config = append(e.config, func(c *recipe.Config) { c.Delay = d }) }
+}
+
 // New returns the participant with the given id in the election called
 // name on s, a *zklock.Session or an *etcdlock.Session. It makes no
-// server call: a nil s, an invalid name (see turnstile.ValidateName) or
-// an invalid id (see turnstile.ValidateID) is reported by every method,
-// with an error matching turnstile.ErrNilSession,
-// turnstile.ErrInvalidName or turnstile.ErrInvalidID.
+// server call: a nil s, an invalid name (see turnstile.ValidateName), an
+// invalid id (see turnstile.ValidateID) or an option out of range is
+// reported by every method, with an error matching
+// turnstile.ErrNilSession, turnstile.ErrInvalidName, turnstile.ErrInvalidID
+// or turnstile.ErrInvalidOption.
 func New(s turnstile.Session, name, id string, opts ...Option) *Election {
 	l := recipe.New(s, name)
 	e := &Election{l: l, b: l.Backend(), name: name, id: []byte(id), label: recipe.LatchLabel}
 	for _, opt := range opts {
 		opt(e)
 	}
+	recipe.Configure(l, e.config)
 	if e.err = e.l.Err(); e.err == nil {
 		e.err = turnstile.ValidateID(id)
 	}

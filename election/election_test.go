@@ -14,6 +14,7 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
+	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/zklock"
@@ -423,4 +424,34 @@ func TestRunRefused(t *testing.T) {
 	require.ErrorIs(t, err, turnstile.ErrNotAuthorized)
 	require.NoError(t, ctx.Err(), "Run retried the refusal until its context ended")
 	require.False(t, worked)
+}
+
+// With a lock-delay, a leader whose candidate someone else deleted is
+// followed only after the delay; a resignation hands over at once.
+func TestLockDelay(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		const delay = time.Second
+		name := locktest.Name()
+		leader := election.New(s.Session(t), name, "first", election.WithLockDelay(delay))
+		require.NoError(t, leader.Campaign(ctx))
+		next := election.New(s.Session(t), name, "second", election.WithLockDelay(delay))
+		got := s.Waiting(t, name, 2, next.Campaign)
+		seq := leader.Sequencer()
+		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false, false))
+		end := time.Now()
+		// The waiter may see the end before the delete's reply reaches
+		// the test.
+		require.GreaterOrEqual(t, servicetest.GrantedAt(t, got, "second").Sub(end), delay-10*time.Millisecond, "led before the lock-delay")
+
+		third := election.New(s.Session(t), name, "third", election.WithLockDelay(delay))
+		got = s.Waiting(t, name, 2, third.Campaign)
+		resigned := time.Now()
+		require.NoError(t, next.Resign(ctx))
+		require.Less(t, servicetest.GrantedAt(t, got, "third").Sub(resigned), delay/2, "delayed after a resignation")
+		require.NoError(t, third.Resign(ctx))
+
+		bad := election.New(s.Session(t), name, "x", election.WithLockDelay(-time.Second))
+		require.ErrorIs(t, bad.Campaign(ctx), turnstile.ErrInvalidOption)
+	})
 }

@@ -11,6 +11,6 @@ import (
 // and a herd-prone lock on the same member in the same run; see
 // locktest.Bench for the scenarios.
 func BenchmarkMutex(b *testing.B) {
-	srv, err := bench.Etcd(server(b).Endpoint())
+	srv, err := bench.Etcd(shared.Get(b).Endpoint())
 	locktest.Bench(b, srv, err)
 }

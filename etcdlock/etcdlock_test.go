@@ -27,13 +27,11 @@ import (
 // One server serves every test that does not break it; each test uses
 // fresh lock names. Tests count its requests and watches, so no test
 // here runs in parallel.
-var shared locktest.Shared[*etcdtest.Server]
+var shared = locktest.Shared[*etcdtest.Server]{Launch: etcdtest.Launched, Unlaunched: etcdtest.Unlaunched}
 
 func TestMain(m *testing.M) {
-	os.Exit(shared.Main(m, etcdtest.Launched, func(s *etcdtest.Server) { endpoints = s.Endpoints() }))
+	os.Exit(shared.Main(m, func(s *etcdtest.Server) { endpoints = s.Endpoints() }))
 }
-
-func server(tb testing.TB) *etcdtest.Server { return shared.Get(tb, etcdtest.Unlaunched) }
 
 func session(tb testing.TB, cli *clientv3.Client, opts ...etcdlock.Option) *etcdlock.Session {
 	tb.Helper()
@@ -84,8 +82,8 @@ func TestBadSession(t *testing.T) {
 	_, err := etcdlock.NewSession(nil)
 	require.ErrorIs(t, err, turnstile.ErrNilSession)
 
-	e := env(server(t).Endpoints()...)
-	cli := server(t).Client(t)
+	e := env(shared.Get(t).Endpoints()...)
+	cli := shared.Get(t).Client(t)
 	s := session(t, cli)
 	require.NoError(t, s.Close())
 	before := e.Writes(t)
@@ -99,14 +97,14 @@ func TestBadSession(t *testing.T) {
 
 // unary counts the requests the server has answered, streams aside.
 func unary(tb testing.TB) float64 {
-	v, err := etcdtest.Metric(context.Background(), server(tb).Endpoint(), "grpc_server_handled_total", map[string]string{"grpc_type": "unary"})
+	v, err := etcdtest.Metric(context.Background(), shared.Get(tb).Endpoint(), "grpc_server_handled_total", map[string]string{"grpc_type": "unary"})
 	require.NoError(tb, err)
 	return v
 }
 
 // events counts the watch events the server has sent.
 func events(tb testing.TB) float64 {
-	v, err := etcdtest.Metric(context.Background(), server(tb).Endpoint(), "etcd_debugging_mvcc_events_total", nil)
+	v, err := etcdtest.Metric(context.Background(), shared.Get(tb).Endpoint(), "etcd_debugging_mvcc_events_total", nil)
 	require.NoError(tb, err)
 	return v
 }
@@ -114,7 +112,7 @@ func events(tb testing.TB) float64 {
 // An uncontended Lock and Unlock cost one request each.
 func TestUncontendedRequests(t *testing.T) {
 	ctx := context.Background()
-	m := etcdlock.NewMutex(session(t, server(t).Client(t)), locktest.Name())
+	m := etcdlock.NewMutex(session(t, shared.Get(t).Client(t)), locktest.Name())
 	require.NoError(t, m.Lock(ctx)) // the first use opens the client's watch stream
 	require.NoError(t, m.Unlock(ctx))
 	before := unary(t)
@@ -127,8 +125,8 @@ func TestUncontendedRequests(t *testing.T) {
 // two watch events: to the next contender, and to the holder's own watch.
 func TestHerd(t *testing.T) {
 	ctx := context.Background()
-	e := env(server(t).Endpoints()...)
-	cli := server(t).Client(t)
+	e := env(shared.Get(t).Endpoints()...)
+	cli := shared.Get(t).Client(t)
 	name := locktest.Name()
 	const n = 20
 	mutexes := make([]*etcdlock.Mutex, n)
@@ -176,8 +174,8 @@ func holderAndWaiter(t *testing.T, e locktest.Env, cli *clientv3.Client, name st
 // success, and leaves nothing behind.
 func TestRevokedWhileWaiting(t *testing.T) {
 	ctx := context.Background()
-	e := env(server(t).Endpoints()...)
-	cli := server(t).Client(t)
+	e := env(shared.Get(t).Endpoints()...)
+	cli := shared.Get(t).Client(t)
 	name := locktest.Name()
 	holder, ws, got := holderAndWaiter(t, e, cli, name)
 
@@ -198,8 +196,8 @@ func TestRevokedWhileWaiting(t *testing.T) {
 // when it would have been admitted, never success.
 func TestKeyDeleted(t *testing.T) {
 	ctx := context.Background()
-	e := env(server(t).Endpoints()...)
-	cli := server(t).Client(t)
+	e := env(shared.Get(t).Endpoints()...)
+	cli := shared.Get(t).Client(t)
 	name := locktest.Name()
 	holder, _, got := holderAndWaiter(t, e, cli, name)
 
@@ -264,8 +262,8 @@ func TestLostPutReply(t *testing.T) {
 // Txn guarded by the old hold changes nothing.
 func TestFencing(t *testing.T) {
 	ctx := context.Background()
-	e := env(server(t).Endpoints()...)
-	cli := server(t).Client(t)
+	e := env(shared.Get(t).Endpoints()...)
+	cli := shared.Get(t).Client(t)
 	name := locktest.Name()
 	s := session(t, cli)
 	old, cur := locktest.Succession(t, e, name, etcdlock.NewMutex(s, name), func() {
@@ -317,7 +315,7 @@ func TestNewSessionContext(t *testing.T) {
 // its key leaves the queue at once rather than a TTL later.
 func TestCloseRevokesLostLease(t *testing.T) {
 	ctx := context.Background()
-	p, err := proxy.Start(server(t).Endpoint())
+	p, err := proxy.Start(shared.Get(t).Endpoint())
 	require.NoError(t, err)
 	defer p.Close()
 	const ttl = 4 * time.Second
@@ -327,7 +325,7 @@ func TestCloseRevokesLostLease(t *testing.T) {
 	require.NoError(t, m.Lock(ctx))
 	key := m.Sequencer().Key
 
-	cli := server(t).Client(t)
+	cli := shared.Get(t).Client(t)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	deletedAt := make(chan time.Time, 1)
@@ -365,7 +363,7 @@ func TestCloseRevokesLostLease(t *testing.T) {
 func TestOverload(t *testing.T) {
 	ctx := context.Background()
 	var writes, refusals atomic.Int32
-	cfg := etcdtest.ClientConfig(server(t).Endpoints()...)
+	cfg := etcdtest.ClientConfig(shared.Get(t).Endpoints()...)
 	cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(
 		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			if method == "/etcdserverpb.KV/Txn" && writes.Add(1)%2 == 1 {

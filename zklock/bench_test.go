@@ -12,6 +12,6 @@ import (
 // and a herd-prone lock on the same server in the same run; see
 // locktest.Bench for the scenarios.
 func BenchmarkMutex(b *testing.B) {
-	srv, err := bench.ZooKeeper(context.Background(), server(b))
+	srv, err := bench.ZooKeeper(context.Background(), shared.Get(b))
 	locktest.Bench(b, srv, err)
 }

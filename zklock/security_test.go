@@ -25,11 +25,11 @@ const (
 var teamACL = append(zk.DigestACL(zk.PermAll, "alice", alicePassword), zk.DigestACL(zk.PermAll, "carol", carolPassword)...)
 
 func alice(tb testing.TB, opts ...zklock.Option) *zklock.Session {
-	return connect(tb, server(tb), append([]zklock.Option{zklock.WithDigestAuth("alice", alicePassword), zklock.WithACL(teamACL...)}, opts...)...)
+	return connect(tb, shared.Get(tb), append([]zklock.Option{zklock.WithDigestAuth("alice", alicePassword), zklock.WithACL(teamACL...)}, opts...)...)
 }
 
 func carol(tb testing.TB) *zklock.Session {
-	return connect(tb, server(tb), zklock.WithDigestAuth("carol", carolPassword), zklock.WithACL(teamACL...))
+	return connect(tb, shared.Get(tb), zklock.WithDigestAuth("carol", carolPassword), zklock.WithACL(teamACL...))
 }
 
 // team runs mutexes of alice and carol in turn, and reads the queue as
@@ -66,8 +66,8 @@ func TestProtected(t *testing.T) {
 	name := top + "/locks/orders"
 	env := team(t)
 	secret := locktest.NewSecret(wrongPassword)
-	stranger := connect(t, server(t))
-	intruder := connect(t, server(t), zklock.WithDigestAuth("alice", wrongPassword), zklock.WithLogger(secret.Logger()))
+	stranger := connect(t, shared.Get(t))
+	intruder := connect(t, shared.Get(t), zklock.WithDigestAuth("alice", wrongPassword), zklock.WithLogger(secret.Logger()))
 	outsiders := map[string]locktest.Locker{
 		"a client without credentials":                   zklock.NewMutex(stranger, name),
 		"a client with a wrong password":                 zklock.NewMutex(intruder, name),
@@ -129,7 +129,7 @@ func TestAuthorisedCanDelete(t *testing.T) {
 // operator returns a connection with the operator's credentials, who
 // lays out the tree and its rights.
 func operator(t *testing.T) *zk.Conn {
-	op, _, err := zk.Connect(server(t).Servers(), 10*time.Second, zk.WithLogger(zktest.Logger(t)))
+	op, _, err := zk.Connect(shared.Get(t).Servers(), 10*time.Second, zk.WithLogger(zktest.Logger(t)))
 	require.NoError(t, err)
 	t.Cleanup(op.Close)
 	require.NoError(t, op.AddAuth("digest", []byte("operator:operator-pw")))
@@ -189,9 +189,9 @@ func TestDirectoryNotWritable(t *testing.T) {
 // Credentials that ZooKeeper would split otherwise than meant are
 // refused before any connection, and the password is not repeated.
 func TestBadCredentials(t *testing.T) {
-	_, err := zklock.Connect(server(t).Servers(), zklock.WithDigestAuth("ali:ce", wrongPassword))
+	_, err := zklock.Connect(shared.Get(t).Servers(), zklock.WithDigestAuth("ali:ce", wrongPassword))
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), wrongPassword)
-	_, err = zklock.Connect(server(t).Servers(), zklock.WithACL(zk.AuthACL(zk.PermAll)...))
+	_, err = zklock.Connect(shared.Get(t).Servers(), zklock.WithACL(zk.AuthACL(zk.PermAll)...))
 	require.ErrorContains(t, err, "WithDigestAuth")
 }

@@ -26,13 +26,11 @@ import (
 
 // One standalone server serves every test that does not break it; each
 // test uses fresh lock names.
-var shared locktest.Shared[*zktest.Cluster]
+var shared = locktest.Shared[*zktest.Cluster]{Launch: zktest.Standalone, Unlaunched: zktest.Unlaunched}
 
 func TestMain(m *testing.M) {
-	os.Exit(shared.Main(m, zktest.Standalone, func(c *zktest.Cluster) { servers = c.Servers() }))
+	os.Exit(shared.Main(m, func(c *zktest.Cluster) { servers = c.Servers() }))
 }
-
-func server(tb testing.TB) *zktest.Cluster { return shared.Get(tb, zktest.Unlaunched) }
 
 func connect(tb testing.TB, c *zktest.Cluster, opts ...zklock.Option) *zklock.Session {
 	tb.Helper()
@@ -104,7 +102,7 @@ func TestBadSession(t *testing.T) {
 		t.Errorf("NewSession(nil): %v, want ErrNilSession", err)
 	}
 
-	c := server(t)
+	c := shared.Get(t)
 	s := connect(t, c)
 	s.Close()
 	before := lastZxid(t, c)
@@ -160,7 +158,7 @@ func requests(tb testing.TB, c *zktest.Cluster) map[int64]int64 {
 // anything.
 func TestHerd(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	e := env(c)
 	name := locktest.Name()
 	const n = 20
@@ -268,7 +266,7 @@ func sameWatches(got, want map[string][]int64) bool {
 // the Lock call, and the call acquires.
 func TestLostCreateReply(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	e := env(c)
 	p, err := proxy.Start(c.Servers()[0])
 	if err != nil {
@@ -327,7 +325,7 @@ func TestLostCreateReply(t *testing.T) {
 // hold.
 func TestSilentServer(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	var proxies [2]*proxy.Proxy
 	var addrs []string
 	for i := range proxies {
@@ -378,7 +376,7 @@ func TestSilentServer(t *testing.T) {
 // server expires it, neither a stall later nor a stall earlier.
 func TestStalledReplies(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	p, err := proxy.Start(c.Servers()[0])
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
@@ -444,7 +442,7 @@ func TestStalledReplies(t *testing.T) {
 // success, and a holder whose session expires sees Lost close.
 func TestSessionExpired(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	e := env(c)
 	name := locktest.Name()
 	holder := connect(t, c, zklock.WithDialer(c.Dialer()))
@@ -486,7 +484,7 @@ func TestSessionExpired(t *testing.T) {
 // its Unlock reports ErrLost.
 func TestNodeDeleted(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	name := locktest.Name()
 	m := zklock.NewMutex(connect(t, c), name)
 	require.NoError(t, m.Lock(ctx))
@@ -507,7 +505,7 @@ func TestNodeDeleted(t *testing.T) {
 // A connection the caller opened works as a session, which then owns it.
 func TestNewSession(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	conn, events, err := zk.Connect(c.Servers(), 4*time.Second, zk.WithLogger(zktest.Logger(t)))
 	require.NoError(t, err)
 	s, err := zklock.NewSession(conn, events, zklock.WithSessionTimeout(4*time.Second))
@@ -554,7 +552,7 @@ func TestUnlockGivenUp(t *testing.T) {
 // Multi guarded by the old hold changes nothing.
 func TestFencing(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	e := env(c)
 	name := locktest.Name()
 	s := connect(t, c, zklock.WithDialer(c.Dialer()))
@@ -587,7 +585,7 @@ func TestFencing(t *testing.T) {
 // and each token is still the node's czxid.
 func TestOthersData(t *testing.T) {
 	ctx := context.Background()
-	c := server(t)
+	c := shared.Get(t)
 	name := locktest.Top()
 	owner := connect(t, c).Conn()
 	_, err := owner.Create(name, []byte("owner's config"), 0, zk.WorldACL(zk.PermAll))

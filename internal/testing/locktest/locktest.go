@@ -499,31 +499,34 @@ func RunMain(m *testing.M, launch func(dir string) (stop func())) int {
 }
 
 // Shared is one server that a package's tests share: Main starts it
-// around them, and Get hands it to each.
+// around them with Launch, and Get hands it to each, or stops the test
+// with Unlaunched if it did not start.
 type Shared[S any] struct {
+	Launch     func(dir string) (S, func(), error)
+	Unlaunched func(testing.TB, error)
+
 	server S
 	err    error
 }
 
-// Main runs the package's tests (RunMain) around the server launch
-// starts, which returns it with how to stop it; use, if the launch
-// worked, passes it on to what else needs it, such as the examples.
-func (sh *Shared[S]) Main(m *testing.M, launch func(dir string) (S, func(), error), use func(S)) int {
+// Main runs the package's tests (RunMain) around the server; use, if the
+// launch worked, passes it on to what else needs it, such as the
+// examples.
+func (sh *Shared[S]) Main(m *testing.M, use func(S)) int {
 	return RunMain(m, func(dir string) func() {
 		var stop func()
-		if sh.server, stop, sh.err = launch(dir); sh.err == nil {
+		if sh.server, stop, sh.err = sh.Launch(dir); sh.err == nil {
 			use(sh.server)
 		}
 		return stop
 	})
 }
 
-// Get returns the server, or stops the test with unlaunched if it did
-// not start.
-func (sh *Shared[S]) Get(tb testing.TB, unlaunched func(testing.TB, error)) S {
+// Get returns the server, or stops the test if it did not start.
+func (sh *Shared[S]) Get(tb testing.TB) S {
 	tb.Helper()
 	if sh.err != nil {
-		unlaunched(tb, sh.err)
+		sh.Unlaunched(tb, sh.err)
 	}
 	return sh.server
 }

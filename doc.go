@@ -1,6 +1,6 @@
 // Package turnstile holds the vocabulary shared by its coordination
-// recipes on ZooKeeper and etcd: fair blocking locks, read-write locks and
-// leader election.
+// recipes on ZooKeeper and etcd: fair blocking locks, read-write locks,
+// counting semaphores and leader election.
 //
 // A turnstile lets people through one at a time, in the order they came,
 // and counts each passage. Every recipe is one queue of contenders kept
@@ -19,11 +19,13 @@
 //   - rwlock: a read-write lock over either session.
 //   - election: leader election and leader-elected workers over either
 //     session.
+//   - semaphore: a counting semaphore over either session.
 //
 // This package has what a protected resource uses: Sequencer, a hold's
 // name, mode and token in a form that travels in a header, and Fence, the
 // guard that refuses a former holder's late operation. It also has the
 // errors every recipe returns (match them with errors.Is), ValidateName,
-// and Session, what the recipes that run over either backend take: a
-// *zklock.Session or an *etcdlock.Session.
+// Session, what the recipes that run over either backend take (a
+// *zklock.Session or an *etcdlock.Session), and Participant, what a
+// session's Participants lists of a name's queue.
 package turnstile

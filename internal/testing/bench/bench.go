@@ -420,24 +420,52 @@ func (s *Server) Uncontended(ctx context.Context, o Options) (Uncontended, error
 
 // Contended counts hand-offs among n contenders.
 func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, error) {
-	var rates, p50s, p99s [3][]float64
-	var work [3][]Counters
-	err := alternate(o.Rounds, func(i int) error {
-		return s.round(ctx, s.Contestants[i], n, func(r *run) error {
-			rate, latency, w, err := s.contend(r, o.Window, 1)
-			rates[i] = append(rates[i], rate)
-			p50s[i] = append(p50s[i], Quantile(latency, 0.5))
-			p99s[i] = append(p99s[i], Quantile(latency, 0.99))
-			work[i] = append(work[i], w)
+	cs, err := s.contended(ctx, o, s.Contestants[:], n, 1)
+	c := Contended{N: n}
+	for i, x := range cs {
+		c.PerSec[i], c.P50[i], c.P99[i], c.Work[i] = x.perSec, x.p50, x.p99, x.work
+	}
+	return c, err
+}
+
+// contention is what contended rounds of one contestant measured:
+// medians of rounds, and every hand-off's latency in them.
+type contention struct {
+	perSec, p50, p99 float64
+	work             Counters // per hand-off
+	latencies        []float64
+}
+
+// contended runs o.Rounds rounds of each of cs, in alternating order,
+// in which n contenders loop Lock and Unlock of a lock that holders may
+// hold at once, and returns each contestant's figures.
+func (s *Server) contended(ctx context.Context, o Options, cs []Contestant, n, holders int) ([]contention, error) {
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	type rounds struct {
+		rates, p50s, p99s, latencies []float64
+		work                         []Counters
+	}
+	rs := make([]rounds, len(cs))
+	err := alternateAmong(order, o.Rounds, func(i int) error {
+		return s.round(ctx, cs[i], n, func(r *run) error {
+			rate, latency, w, err := s.contend(r, o.Window, holders)
+			x := &rs[i]
+			x.rates = append(x.rates, rate)
+			x.p50s = append(x.p50s, Quantile(latency, 0.5))
+			x.p99s = append(x.p99s, Quantile(latency, 0.99))
+			x.latencies = append(x.latencies, latency...)
+			x.work = append(x.work, w)
 			return err
 		})
 	})
-	c := Contended{N: n}
-	for i := range 3 {
-		c.PerSec[i], c.Work[i] = Quantile(rates[i], 0.5), median(work[i])
-		c.P50[i], c.P99[i] = Quantile(p50s[i], 0.5), Quantile(p99s[i], 0.5)
+	out := make([]contention, len(cs))
+	for i, x := range rs {
+		out[i] = contention{Quantile(x.rates, 0.5), Quantile(x.p50s, 0.5), Quantile(x.p99s, 0.5), median(x.work), x.latencies}
 	}
-	return c, err
+	return out, err
 }
 
 // contend has the contenders loop Lock and Unlock, of a lock that

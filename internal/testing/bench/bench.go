@@ -420,7 +420,7 @@ func (s *Server) Uncontended(ctx context.Context, o Options) (Uncontended, error
 
 // Contended counts hand-offs among n contenders.
 func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, error) {
-	cs, err := s.contended(ctx, o, s.Contestants[:], n, 1)
+	cs, err := s.contended(ctx, o, s.Contestants[:], n, 1, false)
 	c := Contended{N: n}
 	for i, x := range cs {
 		c.PerSec[i], c.P50[i], c.P99[i], c.Work[i] = x.perSec, x.p50, x.p99, x.work
@@ -429,50 +429,62 @@ func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, er
 }
 
 // contention is what contended rounds of one contestant measured:
-// medians of rounds, and every hand-off's latency in them.
+// medians of rounds, and every hand-off's latency (ms) in them.
 type contention struct {
 	perSec, p50, p99 float64
 	work             Counters // per hand-off
 	latencies        []float64
+	early            []float64 // before counting began
 }
 
 // contended runs o.Rounds rounds of each of cs, in alternating order,
 // in which n contenders loop Lock and Unlock of a lock that holders may
-// hold at once, and returns each contestant's figures.
-func (s *Server) contended(ctx context.Context, o Options, cs []Contestant, n, holders int) ([]contention, error) {
+// hold at once, and returns each contestant's figures. With warm, a
+// round counts only once every contender has held.
+func (s *Server) contended(ctx context.Context, o Options, cs []Contestant, n, holders int, warm bool) ([]contention, error) {
 	order := make([]int, len(cs))
 	for i := range order {
 		order[i] = i
 	}
 	type rounds struct {
-		rates, p50s, p99s, latencies []float64
-		work                         []Counters
+		rates, p50s, p99s, latencies, early []float64
+		work                                []Counters
 	}
 	rs := make([]rounds, len(cs))
 	err := alternateAmong(order, o.Rounds, func(i int) error {
 		return s.round(ctx, cs[i], n, func(r *run) error {
-			rate, latency, w, err := s.contend(r, o.Window, holders)
+			c, err := s.contend(r, o.Window, holders, warm)
 			x := &rs[i]
-			x.rates = append(x.rates, rate)
-			x.p50s = append(x.p50s, Quantile(latency, 0.5))
-			x.p99s = append(x.p99s, Quantile(latency, 0.99))
-			x.latencies = append(x.latencies, latency...)
-			x.work = append(x.work, w)
+			x.rates = append(x.rates, c.rate)
+			x.p50s = append(x.p50s, Quantile(c.latency, 0.5))
+			x.p99s = append(x.p99s, Quantile(c.latency, 0.99))
+			x.latencies = append(x.latencies, c.latency...)
+			x.early = append(x.early, c.early...)
+			x.work = append(x.work, c.work)
 			return err
 		})
 	})
 	out := make([]contention, len(cs))
 	for i, x := range rs {
-		out[i] = contention{Quantile(x.rates, 0.5), Quantile(x.p50s, 0.5), Quantile(x.p99s, 0.5), median(x.work), x.latencies}
+		out[i] = contention{Quantile(x.rates, 0.5), Quantile(x.p50s, 0.5), Quantile(x.p99s, 0.5), median(x.work), x.latencies, x.early}
 	}
 	return out, err
 }
 
+// contendRound is what contend measured in one round.
+type contendRound struct {
+	rate    float64   // hand-offs per second
+	latency []float64 // each counted hand-off's (ms)
+	early   []float64 // each hand-off's (ms) before the count began
+	work    Counters  // per hand-off
+}
+
 // contend has the contenders loop Lock and Unlock, of a lock that
-// holders may hold at once. Once all have joined the queue it counts the
-// hand-offs of one window, and the server's work over it; the joining,
-// and the end, stay out of the count.
-func (s *Server) contend(r *run, window time.Duration, holders int) (rate float64, latency []float64, work Counters, err error) {
+// holders may hold at once. Once all have joined the queue, and with
+// warm once every contender has held, it counts the hand-offs of one
+// window, and the server's work over it; the joining, and the end, stay
+// out of the count.
+func (s *Server) contend(r *run, window time.Duration, holders int, warm bool) (contendRound, error) {
 	var h handoffs
 	for who, l := range r.ls {
 		r.wg.Go(func() {
@@ -498,21 +510,29 @@ func (s *Server) contend(r *run, window time.Duration, holders int) (rate float6
 		q, err := s.Queued(r.ctx, r.name)
 		return q >= len(r.ls)-holders, err
 	}); err != nil {
-		return 0, nil, Counters{}, err
+		return contendRound{}, err
+	}
+	if warm {
+		if err := s.await(r.ctx, r.errs, "a hold by every contender", func() (bool, error) {
+			return h.holders() == len(r.ls), nil
+		}); err != nil {
+			return contendRound{}, err
+		}
 	}
 	first, err := s.mark(r.ctx, &h, true)
 	if err != nil {
-		return 0, nil, Counters{}, err
+		return contendRound{}, err
 	}
 	// At least a few hand-offs, however slow the contestant.
 	if err := s.await(r.ctx, r.errs, "hand-offs", func() (bool, error) {
 		return time.Since(first.at) >= window && h.count()-first.grants >= 5, nil
 	}); err != nil {
-		return 0, nil, Counters{}, err
+		return contendRound{}, err
 	}
 	last, err := s.mark(r.ctx, &h, false)
 	grants := last.grants - first.grants
-	return grants / last.at.Sub(first.at).Seconds(), h.latencies(), last.counters.sub(first.counters).per(grants), err
+	latency, early := h.latencies()
+	return contendRound{grants / last.at.Sub(first.at).Seconds(), latency, early, last.counters.sub(first.counters).per(grants)}, err
 }
 
 // mark is a point in a contended round: the server's counters, and the
@@ -538,10 +558,13 @@ func (s *Server) mark(ctx context.Context, h *handoffs, first bool) (mark, error
 type handoffs struct {
 	mu        sync.Mutex
 	grants    int
+	held      map[int]bool // who has held
 	holder    int
 	unlocked  time.Time
 	measuring bool
-	took      []float64
+	measured  bool      // measuring has begun
+	took      []float64 // while measuring
+	early     []float64 // before
 }
 
 // granted records a grant to who, whose Unlock call follows at once: it
@@ -550,9 +573,18 @@ func (h *handoffs) granted(who int) {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.measuring && h.grants > 0 && who != h.holder {
-		h.took = append(h.took, ms(now.Sub(h.unlocked)))
+	if h.grants > 0 && who != h.holder {
+		switch {
+		case h.measuring:
+			h.took = append(h.took, ms(now.Sub(h.unlocked)))
+		case !h.measured:
+			h.early = append(h.early, ms(now.Sub(h.unlocked)))
+		}
 	}
+	if h.held == nil {
+		h.held = make(map[int]bool)
+	}
+	h.held[who] = true
 	h.grants++
 	h.holder = who
 	h.unlocked = time.Now()
@@ -564,16 +596,26 @@ func (h *handoffs) count() float64 {
 	return float64(h.grants)
 }
 
+// holders returns how many contenders have held.
+func (h *handoffs) holders() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.held)
+}
+
 func (h *handoffs) measure(on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.measuring = on
+	h.measured = h.measured || on
 }
 
-func (h *handoffs) latencies() []float64 {
+// latencies returns the latencies of the hand-offs counted, and of
+// those before.
+func (h *handoffs) latencies() (took, early []float64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.took
+	return h.took, h.early
 }
 
 // Drain times the release of a queue of n waiters.

@@ -247,3 +247,28 @@ func TestMarkdownScenarios(t *testing.T) {
 		t.Errorf("matrix tables, none measured:\n%s", out)
 	}
 }
+
+// A round's hand-offs are timed apart before its count begins, while it
+// counts, and not after; a contender's second grant in a row is no
+// hand-off.
+func TestHandoffs(t *testing.T) {
+	var h handoffs
+	h.granted(0)
+	h.granted(1)
+	h.granted(1)
+	h.measure(true)
+	h.granted(2)
+	h.granted(0)
+	h.measure(false)
+	h.granted(1)
+	took, early := h.latencies()
+	if len(early) != 1 || len(took) != 2 {
+		t.Errorf("%d hand-offs before the count and %d in it, want 1 and 2", len(early), len(took))
+	}
+	if got := h.holders(); got != 3 {
+		t.Errorf("%d holders, want 3", got)
+	}
+	if got := h.count(); got != 6 {
+		t.Errorf("%v grants, want 6", got)
+	}
+}

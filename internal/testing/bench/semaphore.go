@@ -26,7 +26,7 @@ const naive = Baseline
 // alternating rounds of n contenders of a semaphore of o.Permits.
 func (s *Server) Semaphore(ctx context.Context, o Options, n int) (Semaphore, error) {
 	cs := s.Semaphores(o.Permits)
-	rounds, err := s.contended(ctx, o, cs[:], n, o.Permits)
+	rounds, err := s.contended(ctx, o, cs[:], n, o.Permits, false)
 	sem := Semaphore{N: n, Permits: o.Permits}
 	for i, x := range rounds {
 		sem.PerSec[i], sem.Work[i] = x.perSec, x.work

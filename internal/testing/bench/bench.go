@@ -228,6 +228,15 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 		progress(fmt.Sprintf("%s %s: %v", s.Name, what, time.Since(start).Round(time.Millisecond)))
 		return err
 	}
+	// each runs f for every number of contenders in ns, timed apart.
+	each := func(what string, ns []int, f func(n int) error) error {
+		for _, n := range ns {
+			if err := timed(fmt.Sprintf("%s, N=%d", what, n), func() error { return f(n) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	switch name {
 	case "matrix":
 		return s.Run(ctx, o, progress)
@@ -260,17 +269,11 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 		for i, c := range s.Semaphores(o.Permits) {
 			r.SemaphoreNames[i] = c.Name
 		}
-		for _, n := range o.SemaphoreNs {
-			err := timed(fmt.Sprintf("semaphore, N=%d", n), func() error {
-				sem, err := s.Semaphore(ctx, o, n)
-				r.Semaphores = append(r.Semaphores, sem)
-				return err
-			})
-			if err != nil {
-				return r, err
-			}
-		}
-		return r, nil
+		return r, each("semaphore", o.SemaphoreNs, func(n int) error {
+			sem, err := s.Semaphore(ctx, o, n)
+			r.Semaphores = append(r.Semaphores, sem)
+			return err
+		})
 	}
 	return r, fmt.Errorf("no scenario %q: one of %v", name, Scenarios)
 }

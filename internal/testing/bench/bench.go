@@ -73,6 +73,9 @@ type Server struct {
 	// permits permits: a contender's Lock acquires a permit, its Unlock
 	// releases it.
 	Semaphores func(permits int) [2]Contestant
+	// Delayed returns turnstile's Mutex with the lock-delay d, each
+	// contender on a session of its own, as Contestants[Ours] without.
+	Delayed func(d time.Duration) Contestant
 	// Read returns the server's counters.
 	Read func(ctx context.Context) (Counters, error)
 	// Queued returns how many contenders the server holds under a name,
@@ -102,6 +105,8 @@ type Options struct {
 	Held         int           // Cost: the locks held at once on one session
 	Permits      int           // Semaphore: the semaphore's permits
 	SemaphoreNs  []int         // Semaphore: the numbers of contenders
+	LockDelay    time.Duration // LockDelay: the Mutex's lock-delay
+	LockDelayNs  []int         // LockDelay: the numbers of contenders
 }
 
 // Defaults are what a run measures unless told otherwise: a few minutes
@@ -110,7 +115,7 @@ func Defaults() Options {
 	return Options{Rounds: 5, Pairs: 300, Window: 500 * time.Millisecond, Ns: []int{1, 8, 64, 256}, Drains: []int{8, 64, 256},
 		Depths: []int{0, 10000, 50000}, Seeders: 1, HistoryPairs: 100,
 		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000,
-		Permits: 4, SemaphoreNs: []int{8, 64}}
+		Permits: 4, SemaphoreNs: []int{8, 64}, LockDelay: 10 * time.Second, LockDelayNs: []int{8}}
 }
 
 // The contestants' indexes in a Server's Contestants.
@@ -164,6 +169,8 @@ type Result struct {
 	Cost            *Cost
 	SemaphoreNames  [2]string   // the semaphore contestants'
 	Semaphores      []Semaphore // by contenders
+	LockDelayNames  [2]string   // the Mutex's with and without a lock-delay
+	LockDelays      []LockDelay // by contenders
 }
 
 // Run runs every scenario that o names, and tells progress what it has
@@ -214,9 +221,10 @@ func (s *Server) Run(ctx context.Context, o Options, progress func(string)) (Res
 
 // Scenarios names what Scenario runs: the matrix that Run runs
 // (uncontended, contended, drains), then what a lock costs the client,
-// many names on a session, a name's history (on etcd only), and a
-// semaphore beside the naive one.
-var Scenarios = []string{"matrix", "cost", "names", "history", "semaphore"}
+// many names on a session, a name's history (on etcd only), a
+// semaphore beside the naive one, and the Mutex with a lock-delay beside
+// the Mutex without.
+var Scenarios = []string{"matrix", "cost", "names", "history", "semaphore", "lockdelay"}
 
 // Scenario runs the scenario called name, one of Scenarios, and tells
 // progress what it has done.
@@ -274,6 +282,15 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 			r.Semaphores = append(r.Semaphores, sem)
 			return err
 		})
+	case "lockdelay":
+		for i, c := range s.lockDelays(o.LockDelay) {
+			r.LockDelayNames[i] = c.Name
+		}
+		return r, each("lockdelay", o.LockDelayNs, func(n int) error {
+			l, err := s.LockDelay(ctx, o, n)
+			r.LockDelays = append(r.LockDelays, l)
+			return err
+		})
 	}
 	return r, fmt.Errorf("no scenario %q: one of %v", name, Scenarios)
 }
@@ -292,6 +309,9 @@ func (r *Result) Merge(o Result) {
 	}
 	if o.Semaphores != nil {
 		r.SemaphoreNames, r.Semaphores = o.SemaphoreNames, o.Semaphores
+	}
+	if o.LockDelays != nil {
+		r.LockDelayNames, r.LockDelays = o.LockDelayNames, o.LockDelays
 	}
 }
 

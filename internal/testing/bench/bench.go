@@ -169,7 +169,6 @@ type Result struct {
 	Cost            *Cost
 	SemaphoreNames  [2]string   // the semaphore contestants'
 	Semaphores      []Semaphore // by contenders
-	LockDelayNames  [2]string   // the Mutex's with and without a lock-delay
 	LockDelays      []LockDelay // by contenders
 }
 
@@ -283,9 +282,6 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 			return err
 		})
 	case "lockdelay":
-		for i, c := range s.lockDelays(o.LockDelay) {
-			r.LockDelayNames[i] = c.Name
-		}
 		return r, each("lockdelay", o.LockDelayNs, func(n int) error {
 			l, err := s.LockDelay(ctx, o, n)
 			r.LockDelays = append(r.LockDelays, l)
@@ -311,7 +307,7 @@ func (r *Result) Merge(o Result) {
 		r.SemaphoreNames, r.Semaphores = o.SemaphoreNames, o.Semaphores
 	}
 	if o.LockDelays != nil {
-		r.LockDelayNames, r.LockDelays = o.LockDelayNames, o.LockDelays
+		r.LockDelays = o.LockDelays
 	}
 }
 

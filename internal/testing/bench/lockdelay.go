@@ -63,12 +63,23 @@ func slow(latencies []float64) int {
 }
 
 // lockDelays returns turnstile's Mutex with the lock-delay d and
-// without options, named as the tables show them.
+// without options, named by lockDelayNames.
 func (s *Server) lockDelays(d time.Duration) [2]Contestant {
 	var cs [2]Contestant
 	cs[withDelay], cs[withoutDelay] = s.Delayed(d), s.Contestants[Ours]
-	cs[withDelay].Name, cs[withoutDelay].Name = "with lock-delay "+d.String(), "without"
+	names := lockDelayNames(d)
+	for i := range cs {
+		cs[i].Name = names[i]
+	}
 	return cs
+}
+
+// lockDelayNames names the Mutex with the lock-delay d and without, as
+// the tables show them.
+func lockDelayNames(d time.Duration) [2]string {
+	var names [2]string
+	names[withDelay], names[withoutDelay] = "with lock-delay "+d.String(), "without"
+	return names
 }
 
 // delayedOn returns turnstile's Mutex with the lock-delay d on a session

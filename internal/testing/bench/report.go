@@ -196,7 +196,7 @@ func lockDelays(w io.Writer, r Result) {
 			count(fmt.Sprintf("%s: hand-offs over %v", n, SlowHandOff), l.Slow),
 			count(fmt.Sprintf("%s: hand-offs over %v as the contenders joined", n, SlowHandOff), l.SlowEarly))
 	}
-	names := r.LockDelayNames
+	names := lockDelayNames(r.LockDelays[0].Delay)
 	table(w, []string{"N", names[withDelay], names[withoutDelay], names[withDelay] + " ÷ " + names[withoutDelay]}, rows)
 }
 

@@ -200,9 +200,9 @@ func TestMerge(t *testing.T) {
 	r.Merge(Result{Server: "etcd", ManyNames: []ManyNames{{Names: 10}}})
 	r.Merge(Result{Server: "etcd", History: []Depth{{Holds: 0}}})
 	r.Merge(Result{Server: "etcd", SemaphoreNames: [2]string{"turnstile", "naive"}, Semaphores: []Semaphore{{N: 8}}})
-	r.Merge(Result{Server: "etcd", LockDelayNames: [2]string{"with lock-delay 10s", "without"}, LockDelays: []LockDelay{{N: 8}}})
+	r.Merge(Result{Server: "etcd", LockDelays: []LockDelay{{N: 8}}})
 	if !r.Matrix || len(r.Contended) != 1 || r.Cost == nil || len(r.ManyNames) != 1 || len(r.History) != 1 ||
-		len(r.Semaphores) != 1 || r.SemaphoreNames[1] != "naive" || len(r.LockDelays) != 1 || r.LockDelayNames[1] != "without" {
+		len(r.Semaphores) != 1 || r.SemaphoreNames[1] != "naive" || len(r.LockDelays) != 1 {
 		t.Errorf("merged %+v", r)
 	}
 }
@@ -218,7 +218,6 @@ func TestMarkdownScenarios(t *testing.T) {
 	r.SemaphoreNames = [2]string{"turnstile", "naive"}
 	r.Semaphores = []Semaphore{{N: 64, Permits: 4, PerSec: [2]float64{800, 100},
 		Work: [2]Counters{{Requests: 6, Notifications: 2}, {Requests: 70, Notifications: 64}}}}
-	r.LockDelayNames = [2]string{"with lock-delay 10s", "without"}
 	r.LockDelays = []LockDelay{{N: 8, Delay: 10 * time.Second, PerSec: [2]float64{600, 800}, P50: [2]float64{1.5, 1},
 		Work: [2]Counters{{Requests: 6, Notifications: 1}, {Requests: 5, Notifications: 1}}, Slow: [2]int{1, 0}, SlowEarly: [2]int{4, 0}}}
 	var b strings.Builder

@@ -10,12 +10,14 @@
 // The defaults take about seven minutes on two cores; -long measures
 // longer and more often. -scenarios adds what a lock costs the client
 // (cost), many names on a session (names) and the cost of a name's
-// history on etcd (history), and turnstile's semaphore beside a naive one
-// (semaphore); those run etcd in a process of its own, so that the
-// client's CPU, allocations and goroutines are this process's.
+// history on etcd (history), turnstile's semaphore beside a naive one
+// (semaphore), and turnstile's Mutex with a lock-delay beside the Mutex
+// without (lockdelay); those run etcd in a process of its own, so that
+// the client's CPU, allocations and goroutines are this process's.
 //
 //	go run ./benchmarks -scenarios cost,names,history
 //	go run ./benchmarks -scenarios semaphore
+//	go run ./benchmarks -scenarios lockdelay
 package main
 
 import (
@@ -66,6 +68,8 @@ func main() {
 	flag.IntVar(&o.Held, "held", o.Held, "cost: locks held at once on one session")
 	flag.IntVar(&o.Permits, "permits", o.Permits, "semaphore: the semaphore's permits")
 	semaphoreNs := flag.String("semaphore-n", join(o.SemaphoreNs), "semaphore: numbers of contenders, comma-separated")
+	flag.DurationVar(&o.LockDelay, "lock-delay", o.LockDelay, "lockdelay: the Mutex's lock-delay, more than "+bench.SlowHandOff.String())
+	lockDelayNs := flag.String("lockdelay-n", join(o.LockDelayNs), "lockdelay: numbers of contenders, comma-separated")
 	chart := flag.String("chart", "benchmarks/chart.svg", "where to write the chart (empty: nowhere); only the matrix draws one")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to `file`, labelled by contestant")
 	serve := flag.Bool("serve-etcd", false, "serve as the etcd member of a run, not run one (the command starts itself so)")
@@ -82,13 +86,17 @@ func main() {
 		to    *[]int
 		from  string
 		least int
-	}{{&o.Ns, *ns, 1}, {&o.Drains, *drains, 1}, {&o.Depths, *depths, 0}, {&o.Names, *names, 1}, {&o.SemaphoreNs, *semaphoreNs, 1}} {
+	}{{&o.Ns, *ns, 1}, {&o.Drains, *drains, 1}, {&o.Depths, *depths, 0}, {&o.Names, *names, 1}, {&o.SemaphoreNs, *semaphoreNs, 1}, {&o.LockDelayNs, *lockDelayNs, 1}} {
 		if *l.to, err = ints(l.from, l.least); err != nil {
 			break
 		}
 	}
 	if err == nil && o.Permits < 1 {
 		err = fmt.Errorf("-permits %d: want 1 or more", o.Permits)
+	}
+	// A hand-off that waited the delay must count as slow.
+	if err == nil && o.LockDelay <= bench.SlowHandOff {
+		err = fmt.Errorf("-lock-delay %v: want more than %v", o.LockDelay, bench.SlowHandOff)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

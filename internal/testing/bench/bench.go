@@ -73,6 +73,9 @@ type Server struct {
 	// permits permits: a contender's Lock acquires a permit, its Unlock
 	// releases it.
 	Semaphores func(permits int) [2]Contestant
+	// Delayed returns turnstile's Mutex with the lock-delay d, each
+	// contender on a session of its own, as Contestants[Ours] without.
+	Delayed func(d time.Duration) Contestant
 	// Read returns the server's counters.
 	Read func(ctx context.Context) (Counters, error)
 	// Queued returns how many contenders the server holds under a name,
@@ -102,6 +105,8 @@ type Options struct {
 	Held         int           // Cost: the locks held at once on one session
 	Permits      int           // Semaphore: the semaphore's permits
 	SemaphoreNs  []int         // Semaphore: the numbers of contenders
+	LockDelay    time.Duration // LockDelay: the Mutex's lock-delay
+	LockDelayNs  []int         // LockDelay: the numbers of contenders
 }
 
 // Defaults are what a run measures unless told otherwise: a few minutes
@@ -110,7 +115,7 @@ func Defaults() Options {
 	return Options{Rounds: 5, Pairs: 300, Window: 500 * time.Millisecond, Ns: []int{1, 8, 64, 256}, Drains: []int{8, 64, 256},
 		Depths: []int{0, 10000, 50000}, Seeders: 1, HistoryPairs: 100,
 		Names: []int{1000, 10000}, NamesRounds: 3, NamesWindow: 5 * time.Second, Held: 1000,
-		Permits: 4, SemaphoreNs: []int{8, 64}}
+		Permits: 4, SemaphoreNs: []int{8, 64}, LockDelay: 10 * time.Second, LockDelayNs: []int{8}}
 }
 
 // The contestants' indexes in a Server's Contestants.
@@ -164,6 +169,7 @@ type Result struct {
 	Cost            *Cost
 	SemaphoreNames  [2]string   // the semaphore contestants'
 	Semaphores      []Semaphore // by contenders
+	LockDelays      []LockDelay // by contenders
 }
 
 // Run runs every scenario that o names, and tells progress what it has
@@ -214,9 +220,10 @@ func (s *Server) Run(ctx context.Context, o Options, progress func(string)) (Res
 
 // Scenarios names what Scenario runs: the matrix that Run runs
 // (uncontended, contended, drains), then what a lock costs the client,
-// many names on a session, a name's history (on etcd only), and a
-// semaphore beside the naive one.
-var Scenarios = []string{"matrix", "cost", "names", "history", "semaphore"}
+// many names on a session, a name's history (on etcd only), a
+// semaphore beside the naive one, and the Mutex with a lock-delay beside
+// the Mutex without.
+var Scenarios = []string{"matrix", "cost", "names", "history", "semaphore", "lockdelay"}
 
 // Scenario runs the scenario called name, one of Scenarios, and tells
 // progress what it has done.
@@ -227,6 +234,15 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 		err := f()
 		progress(fmt.Sprintf("%s %s: %v", s.Name, what, time.Since(start).Round(time.Millisecond)))
 		return err
+	}
+	// each runs f for every number of contenders in ns, timed apart.
+	each := func(what string, ns []int, f func(n int) error) error {
+		for _, n := range ns {
+			if err := timed(fmt.Sprintf("%s, N=%d", what, n), func() error { return f(n) }); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	switch name {
 	case "matrix":
@@ -260,17 +276,17 @@ func (s *Server) Scenario(ctx context.Context, o Options, name string, progress 
 		for i, c := range s.Semaphores(o.Permits) {
 			r.SemaphoreNames[i] = c.Name
 		}
-		for _, n := range o.SemaphoreNs {
-			err := timed(fmt.Sprintf("semaphore, N=%d", n), func() error {
-				sem, err := s.Semaphore(ctx, o, n)
-				r.Semaphores = append(r.Semaphores, sem)
-				return err
-			})
-			if err != nil {
-				return r, err
-			}
-		}
-		return r, nil
+		return r, each("semaphore", o.SemaphoreNs, func(n int) error {
+			sem, err := s.Semaphore(ctx, o, n)
+			r.Semaphores = append(r.Semaphores, sem)
+			return err
+		})
+	case "lockdelay":
+		return r, each("lockdelay", o.LockDelayNs, func(n int) error {
+			l, err := s.LockDelay(ctx, o, n)
+			r.LockDelays = append(r.LockDelays, l)
+			return err
+		})
 	}
 	return r, fmt.Errorf("no scenario %q: one of %v", name, Scenarios)
 }
@@ -289,6 +305,9 @@ func (r *Result) Merge(o Result) {
 	}
 	if o.Semaphores != nil {
 		r.SemaphoreNames, r.Semaphores = o.SemaphoreNames, o.Semaphores
+	}
+	if o.LockDelays != nil {
+		r.LockDelays = o.LockDelays
 	}
 }
 
@@ -420,31 +439,71 @@ func (s *Server) Uncontended(ctx context.Context, o Options) (Uncontended, error
 
 // Contended counts hand-offs among n contenders.
 func (s *Server) Contended(ctx context.Context, o Options, n int) (Contended, error) {
-	var rates, p50s, p99s [3][]float64
-	var work [3][]Counters
-	err := alternate(o.Rounds, func(i int) error {
-		return s.round(ctx, s.Contestants[i], n, func(r *run) error {
-			rate, latency, w, err := s.contend(r, o.Window, 1)
-			rates[i] = append(rates[i], rate)
-			p50s[i] = append(p50s[i], Quantile(latency, 0.5))
-			p99s[i] = append(p99s[i], Quantile(latency, 0.99))
-			work[i] = append(work[i], w)
-			return err
-		})
-	})
+	cs, err := s.contended(ctx, o, s.Contestants[:], n, 1, false)
 	c := Contended{N: n}
-	for i := range 3 {
-		c.PerSec[i], c.Work[i] = Quantile(rates[i], 0.5), median(work[i])
-		c.P50[i], c.P99[i] = Quantile(p50s[i], 0.5), Quantile(p99s[i], 0.5)
+	for i, x := range cs {
+		c.PerSec[i], c.P50[i], c.P99[i], c.Work[i] = x.perSec, x.p50, x.p99, x.work
 	}
 	return c, err
 }
 
+// contention is what contended rounds of one contestant measured:
+// medians of rounds, and every hand-off's latency (ms) in them.
+type contention struct {
+	perSec, p50, p99 float64
+	work             Counters // per hand-off
+	latencies        []float64
+	early            []float64 // before counting began
+}
+
+// contended runs o.Rounds rounds of each of cs, in alternating order,
+// in which n contenders loop Lock and Unlock of a lock that holders may
+// hold at once, and returns each contestant's figures. With warm, a
+// round counts only once every contender has held.
+func (s *Server) contended(ctx context.Context, o Options, cs []Contestant, n, holders int, warm bool) ([]contention, error) {
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	type rounds struct {
+		rates, p50s, p99s, latencies, early []float64
+		work                                []Counters
+	}
+	rs := make([]rounds, len(cs))
+	err := alternateAmong(order, o.Rounds, func(i int) error {
+		return s.round(ctx, cs[i], n, func(r *run) error {
+			c, err := s.contend(r, o.Window, holders, warm)
+			x := &rs[i]
+			x.rates = append(x.rates, c.rate)
+			x.p50s = append(x.p50s, Quantile(c.latency, 0.5))
+			x.p99s = append(x.p99s, Quantile(c.latency, 0.99))
+			x.latencies = append(x.latencies, c.latency...)
+			x.early = append(x.early, c.early...)
+			x.work = append(x.work, c.work)
+			return err
+		})
+	})
+	out := make([]contention, len(cs))
+	for i, x := range rs {
+		out[i] = contention{Quantile(x.rates, 0.5), Quantile(x.p50s, 0.5), Quantile(x.p99s, 0.5), median(x.work), x.latencies, x.early}
+	}
+	return out, err
+}
+
+// contendRound is what contend measured in one round.
+type contendRound struct {
+	rate    float64   // hand-offs per second
+	latency []float64 // each counted hand-off's (ms)
+	early   []float64 // each hand-off's (ms) before the count began
+	work    Counters  // per hand-off
+}
+
 // contend has the contenders loop Lock and Unlock, of a lock that
-// holders may hold at once. Once all have joined the queue it counts the
-// hand-offs of one window, and the server's work over it; the joining,
-// and the end, stay out of the count.
-func (s *Server) contend(r *run, window time.Duration, holders int) (rate float64, latency []float64, work Counters, err error) {
+// holders may hold at once. Once all have joined the queue, and with
+// warm once every contender has held, it counts the hand-offs of one
+// window, and the server's work over it; the joining, and the end, stay
+// out of the count.
+func (s *Server) contend(r *run, window time.Duration, holders int, warm bool) (contendRound, error) {
 	var h handoffs
 	for who, l := range r.ls {
 		r.wg.Go(func() {
@@ -470,21 +529,29 @@ func (s *Server) contend(r *run, window time.Duration, holders int) (rate float6
 		q, err := s.Queued(r.ctx, r.name)
 		return q >= len(r.ls)-holders, err
 	}); err != nil {
-		return 0, nil, Counters{}, err
+		return contendRound{}, err
+	}
+	if warm {
+		if err := s.await(r.ctx, r.errs, "a hold by every contender", func() (bool, error) {
+			return h.holders() == len(r.ls), nil
+		}); err != nil {
+			return contendRound{}, err
+		}
 	}
 	first, err := s.mark(r.ctx, &h, true)
 	if err != nil {
-		return 0, nil, Counters{}, err
+		return contendRound{}, err
 	}
 	// At least a few hand-offs, however slow the contestant.
 	if err := s.await(r.ctx, r.errs, "hand-offs", func() (bool, error) {
 		return time.Since(first.at) >= window && h.count()-first.grants >= 5, nil
 	}); err != nil {
-		return 0, nil, Counters{}, err
+		return contendRound{}, err
 	}
 	last, err := s.mark(r.ctx, &h, false)
 	grants := last.grants - first.grants
-	return grants / last.at.Sub(first.at).Seconds(), h.latencies(), last.counters.sub(first.counters).per(grants), err
+	latency, early := h.latencies()
+	return contendRound{grants / last.at.Sub(first.at).Seconds(), latency, early, last.counters.sub(first.counters).per(grants)}, err
 }
 
 // mark is a point in a contended round: the server's counters, and the
@@ -510,10 +577,13 @@ func (s *Server) mark(ctx context.Context, h *handoffs, first bool) (mark, error
 type handoffs struct {
 	mu        sync.Mutex
 	grants    int
+	held      map[int]bool // who has held
 	holder    int
 	unlocked  time.Time
 	measuring bool
-	took      []float64
+	measured  bool      // measuring has begun
+	took      []float64 // while measuring
+	early     []float64 // before
 }
 
 // granted records a grant to who, whose Unlock call follows at once: it
@@ -522,9 +592,18 @@ func (h *handoffs) granted(who int) {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.measuring && h.grants > 0 && who != h.holder {
-		h.took = append(h.took, ms(now.Sub(h.unlocked)))
+	if h.grants > 0 && who != h.holder {
+		switch {
+		case h.measuring:
+			h.took = append(h.took, ms(now.Sub(h.unlocked)))
+		case !h.measured:
+			h.early = append(h.early, ms(now.Sub(h.unlocked)))
+		}
 	}
+	if h.held == nil {
+		h.held = make(map[int]bool)
+	}
+	h.held[who] = true
 	h.grants++
 	h.holder = who
 	h.unlocked = time.Now()
@@ -536,16 +615,26 @@ func (h *handoffs) count() float64 {
 	return float64(h.grants)
 }
 
+// holders returns how many contenders have held.
+func (h *handoffs) holders() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.held)
+}
+
 func (h *handoffs) measure(on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.measuring = on
+	h.measured = h.measured || on
 }
 
-func (h *handoffs) latencies() []float64 {
+// latencies returns the latencies of the hand-offs counted, and of
+// those before.
+func (h *handoffs) latencies() (took, early []float64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.took
+	return h.took, h.early
 }
 
 // Drain times the release of a queue of n waiters.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/version"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -37,6 +38,9 @@ func Etcd(endpoint string) (*Server, error) {
 				{Name: "turnstile", Open: openEtcd(endpoint, ours, permitOn[*etcdlock.Session](permits))},
 				{Name: "naive", Open: openEtcd(endpoint, leased, etcdNaiveOn(permits))},
 			}
+		},
+		Delayed: func(d time.Duration) Contestant {
+			return Contestant{Name: "turnstile", Open: openEtcd(endpoint, ours, delayedOn[*etcdlock.Session](d))}
 		},
 		Read: func(ctx context.Context) (Counters, error) {
 			var c Counters

@@ -30,6 +30,9 @@ func Markdown(w io.Writer, results []Result) {
 		if r.Semaphores != nil {
 			semaphores(w, r)
 		}
+		if r.LockDelays != nil {
+			lockDelays(w, r)
+		}
 	}
 }
 
@@ -172,6 +175,29 @@ func semaphores(w io.Writer, r Result) {
 	}
 	names := r.SemaphoreNames
 	table(w, []string{"N", names[Ours], names[naive], names[Ours] + " ÷ " + names[naive]}, rows)
+}
+
+// lockDelays writes the Mutex's hand-offs with a lock-delay beside its
+// hand-offs without, which row2 shows in the baseline's place.
+func lockDelays(w io.Writer, r Result) {
+	fmt.Fprintf(w, "Lock-delay: turnstile's Mutex with a lock-delay of %v and without, N contenders, each on a session of its own, "+
+		"loop Lock then Unlock; a round counts once every contender has held. Every hold ends in an Unlock, whose release "+
+		"lets the next contender in at once. Medians of rounds, except the hand-offs over %v, counted in all rounds together: "+
+		"those counted, and those before, as the contenders joined.\n\n", r.LockDelays[0].Delay, SlowHandOff)
+	var rows [][]string
+	for _, l := range r.LockDelays {
+		n := strconv.Itoa(l.N)
+		rows = append(rows,
+			row2(n+": hand-offs per second", l.PerSec),
+			row2(n+": hand-off latency p50 (ms)", l.P50),
+			row2(n+": hand-off latency p99 (ms)", l.P99),
+			row2(n+": server requests per hand-off", [2]float64{l.Work[withDelay].Requests, l.Work[withoutDelay].Requests}),
+			row2(n+": watch notifications per hand-off", [2]float64{l.Work[withDelay].Notifications, l.Work[withoutDelay].Notifications}),
+			count(fmt.Sprintf("%s: hand-offs over %v", n, SlowHandOff), l.Slow),
+			count(fmt.Sprintf("%s: hand-offs over %v as the contenders joined", n, SlowHandOff), l.SlowEarly))
+	}
+	names := lockDelayNames(r.LockDelays[0].Delay)
+	table(w, []string{"N", names[withDelay], names[withoutDelay], names[withDelay] + " ÷ " + names[withoutDelay]}, rows)
 }
 
 // head2 is the head of a table of ours beside the baseline.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
@@ -199,8 +200,9 @@ func TestMerge(t *testing.T) {
 	r.Merge(Result{Server: "etcd", ManyNames: []ManyNames{{Names: 10}}})
 	r.Merge(Result{Server: "etcd", History: []Depth{{Holds: 0}}})
 	r.Merge(Result{Server: "etcd", SemaphoreNames: [2]string{"turnstile", "naive"}, Semaphores: []Semaphore{{N: 8}}})
+	r.Merge(Result{Server: "etcd", LockDelays: []LockDelay{{N: 8}}})
 	if !r.Matrix || len(r.Contended) != 1 || r.Cost == nil || len(r.ManyNames) != 1 || len(r.History) != 1 ||
-		len(r.Semaphores) != 1 || r.SemaphoreNames[1] != "naive" {
+		len(r.Semaphores) != 1 || r.SemaphoreNames[1] != "naive" || len(r.LockDelays) != 1 {
 		t.Errorf("merged %+v", r)
 	}
 }
@@ -216,6 +218,8 @@ func TestMarkdownScenarios(t *testing.T) {
 	r.SemaphoreNames = [2]string{"turnstile", "naive"}
 	r.Semaphores = []Semaphore{{N: 64, Permits: 4, PerSec: [2]float64{800, 100},
 		Work: [2]Counters{{Requests: 6, Notifications: 2}, {Requests: 70, Notifications: 64}}}}
+	r.LockDelays = []LockDelay{{N: 8, Delay: 10 * time.Second, PerSec: [2]float64{600, 800}, P50: [2]float64{1.5, 1},
+		Work: [2]Counters{{Requests: 6, Notifications: 1}, {Requests: 5, Notifications: 1}}, Slow: [2]int{1, 0}, SlowEarly: [2]int{4, 0}}}
 	var b strings.Builder
 	Markdown(&b, []Result{r})
 	out := b.String()
@@ -238,6 +242,13 @@ func TestMarkdownScenarios(t *testing.T) {
 		"| 64: hand-offs (grants) per second | 800 | 100 | 8.00 |",
 		"| 64: server requests per grant | 6.00 | 70.0 | 0.09 |",
 		"| 64: watch notifications per release | 2.00 | 64.0 | 0.03 |",
+		"a lock-delay of 10s",
+		"| N | with lock-delay 10s | without | with lock-delay 10s ÷ without |",
+		"| 8: hand-offs per second | 600 | 800 | 0.75 |",
+		"| 8: hand-off latency p50 (ms) | 1.50 | 1.00 | 1.50 |",
+		"| 8: server requests per hand-off | 6.00 | 5.00 | 1.20 |",
+		"| 8: hand-offs over 1s | 1 | 0 | – |",
+		"| 8: hand-offs over 1s as the contenders joined | 4 | 0 | – |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
@@ -245,5 +256,36 @@ func TestMarkdownScenarios(t *testing.T) {
 	}
 	if strings.Contains(out, "Uncontended") {
 		t.Errorf("matrix tables, none measured:\n%s", out)
+	}
+}
+
+// A round's hand-offs are timed apart before its count begins, while it
+// counts, and not after; a contender's second grant in a row is no
+// hand-off.
+func TestHandoffs(t *testing.T) {
+	var h handoffs
+	h.granted(0)
+	h.granted(1)
+	h.granted(1)
+	h.measure(true)
+	h.granted(2)
+	h.granted(0)
+	h.measure(false)
+	h.granted(1)
+	took, early := h.latencies()
+	if len(early) != 1 || len(took) != 2 {
+		t.Errorf("%d hand-offs before the count and %d in it, want 1 and 2", len(early), len(took))
+	}
+	if got := h.holders(); got != 3 {
+		t.Errorf("%d holders, want 3", got)
+	}
+	if got := h.count(); got != 6 {
+		t.Errorf("%v grants, want 6", got)
+	}
+}
+
+func TestSlow(t *testing.T) {
+	if got := slow([]float64{1.2, 999, 1000, 1000.5, 10001}); got != 2 {
+		t.Errorf("%d slow, want 2: over %v", got, SlowHandOff)
 	}
 }

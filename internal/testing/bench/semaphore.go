@@ -26,19 +26,10 @@ const naive = Baseline
 // alternating rounds of n contenders of a semaphore of o.Permits.
 func (s *Server) Semaphore(ctx context.Context, o Options, n int) (Semaphore, error) {
 	cs := s.Semaphores(o.Permits)
-	var rates [2][]float64
-	var work [2][]Counters
-	err := alternateAmong([]int{Ours, naive}, o.Rounds, func(i int) error {
-		return s.round(ctx, cs[i], n, func(r *run) error {
-			rate, _, w, err := s.contend(r, o.Window, o.Permits)
-			rates[i] = append(rates[i], rate)
-			work[i] = append(work[i], w)
-			return err
-		})
-	})
+	rounds, err := s.contended(ctx, o, cs[:], n, o.Permits, false)
 	sem := Semaphore{N: n, Permits: o.Permits}
-	for i := range 2 {
-		sem.PerSec[i], sem.Work[i] = Quantile(rates[i], 0.5), median(work[i])
+	for i, x := range rounds {
+		sem.PerSec[i], sem.Work[i] = x.perSec, x.work
 	}
 	return sem, err
 }

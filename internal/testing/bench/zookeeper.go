@@ -68,6 +68,9 @@ func ZooKeeper(ctx context.Context, c *zktest.Cluster) (*Server, error) {
 				{Name: "naive", Open: sessions(dial, zkHerdOn(permits))},
 			}
 		},
+		Delayed: func(d time.Duration) Contestant {
+			return Contestant{Name: "turnstile", Open: sessions(connect, delayedOn[*zklock.Session](d))}
+		},
 		Read: func(ctx context.Context) (Counters, error) {
 			m, err := c.Node(0).Mntr(ctx)
 			if err != nil {

@@ -29,7 +29,7 @@ func Etcd(endpoint string) (*Server, error) {
 		Contestants: [3]Contestant{
 			{Name: "turnstile", Open: openEtcd(endpoint, ours, oursOn), Session: etcdSession(endpoint, ours, oursOn)},
 			{Name: "concurrency.Mutex", Open: openEtcd(endpoint, leased, theirsOn), Session: etcdSession(endpoint, leased, theirsOn)},
-			{Name: "herd", Open: openEtcd(endpoint, leased, etcdHerdOn(1))},
+			{Name: "herd", Open: openEtcdApart(endpoint, leased, etcdHerdOn(1))},
 		},
 		// A semaphore's waiting room is under its prefix: Queued counts
 		// its waiters.
@@ -100,6 +100,26 @@ func openEtcd[S interface{ Close() error }](endpoint string, session func(*clien
 		}
 		return ls, func() { closeAll(); cli.Close() }, nil
 	}
+}
+
+// openEtcdApart opens each contender as a session on a client of its own.
+// The herd's contenders need theirs: a client creates its watches one
+// at a time, and behind a herd's stream of events 256 waiters sharing
+// one took minutes to start watching, and so to queue.
+func openEtcdApart[S interface{ Close() error }](endpoint string, session func(*clientv3.Client) (S, error), lock func(s S, name string) Locker) func(context.Context, string, int) ([]Locker, func(), error) {
+	return sessions(func() (S, func(), error) {
+		var none S
+		cli, err := clientv3.New(etcdtest.ClientConfig(endpoint))
+		if err != nil {
+			return none, nil, err
+		}
+		s, err := session(cli)
+		if err != nil {
+			cli.Close()
+			return none, nil, err
+		}
+		return s, func() { closer(s)(); cli.Close() }, nil
+	}, lock)
 }
 
 // etcdSession opens a session on a client of its own.

@@ -1,9 +1,11 @@
 package etcdlock
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,13 +193,9 @@ func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.C
 			w.cancel()
 		}
 	}()
-	// The keys on either side of the waiting room's, in one read: the
-	// holders, without the waiters.
+	// The holders, without the waiters, in one read.
 	room := prefix + recipe.WaitingRoom
-	read := []clientv3.Op{
-		clientv3.OpGet(prefix, clientv3.WithRange(room+"/"), clientv3.WithKeysOnly()),
-		clientv3.OpGet(room+"0", clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithKeysOnly()),
-	}
+	read := holdersRead(prefix)
 	for {
 		resp, err := s.cli.Txn(ctx).Then(read...).Commit()
 		if err != nil {
@@ -290,41 +288,65 @@ func (w *roomWatch) next(ctx context.Context, s *Session) error {
 }
 
 // Promote puts self's key among name's keys and deletes it from the
-// waiting room in one transaction, guarded by self's create revision:
-// one round trip. The new key's create revision is its token.
-func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, error) {
-	key := s.keys.take(name+"/", queue.Word(turnstile.Permit, self.Permits))
+// waiting room in one transaction, guarded by self's create revision,
+// which reads name's keys after the move too: one round trip. The new
+// key's create revision is its token.
+func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, []queue.Contender, error) {
+	prefix := name + "/"
+	key := s.keys.take(prefix, queue.Word(turnstile.Permit, self.Permits))
+	then := append([]clientv3.Op{
+		clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease)),
+		clientv3.OpDelete(self.Key),
+	}, holdersRead(prefix, clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))...)
 	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(self.Key), "=", self.Seq),
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-		).Then(
-			clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease)),
-			clientv3.OpDelete(self.Key),
-		).Else(clientv3.OpGet(key)).Commit()
+		).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.discard(key) })
 	if err != nil {
 		if s.Err() == nil {
 			// An attempt may have put the key before a later one failed.
 			s.ending.Go(func() { s.discard(key) })
 		}
-		return queue.Contender{}, fmt.Errorf("etcdlock: take a permit of %s: %w", name, err)
+		return queue.Contender{}, nil, fmt.Errorf("etcdlock: take a permit of %s: %w", name, err)
 	}
 	s.saw(resp.Header.Revision)
-	held := queue.Contender{Key: key, Kind: turnstile.Permit, Permits: self.Permits, Seq: resp.Header.Revision}
-	if !resp.Succeeded {
+	held := queue.Contender{Key: key, Kind: turnstile.Permit, Permits: self.Permits, Seq: resp.Header.Revision, Client: queue.Turnstile}
+	var q []queue.Contender
+	if resp.Succeeded {
+		// Two ranges, each in create order: merged, the queue.
+		for _, r := range resp.Responses[2:] {
+			for _, kv := range r.GetResponseRange().Kvs {
+				if c, ok := parse(kv, prefix); ok {
+					q = append(q, c)
+				}
+			}
+		}
+		slices.SortFunc(q, func(a, b queue.Contender) int { return cmp.Compare(a.Seq, b.Seq) })
+	} else {
 		// An earlier attempt moved self and its reply was lost, or self
 		// is gone.
 		kvs := resp.Responses[0].GetResponseRange().Kvs
 		if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != s.lease {
 			s.keys.give(key)
-			return queue.Contender{}, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
+			return queue.Contender{}, nil, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
 		}
 		held.Seq = kvs[0].CreateRevision
 	}
 	s.keys.give(self.Key) // surely gone
 	held.Token = held.Seq
-	return held, nil
+	return held, q, nil
+}
+
+// holdersRead reads the keys of a semaphore's name on either side of its
+// waiting room's: its holders, and any other contender, not its waiters.
+func holdersRead(prefix string, opts ...clientv3.OpOption) []clientv3.Op {
+	room := prefix + recipe.WaitingRoom
+	return []clientv3.Op{
+		clientv3.OpGet(prefix, append(opts, clientv3.WithRange(room+"/"), clientv3.WithKeysOnly())...),
+		clientv3.OpGet(room+"0", append(opts, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithKeysOnly())...),
+	}
 }
 
 // Value reads c's key: one round trip.

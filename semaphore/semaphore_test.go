@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/semaphore"
@@ -381,4 +383,59 @@ func TestInvalid(t *testing.T) {
 		require.NoError(t, sem.Sequencer().Validate())
 		require.NoError(t, sem.Release(ctx))
 	})
+}
+
+// A mutex's contender that joins after the first waiter has seen room
+// among the holders, and before its move lands, is ahead of the moved
+// waiter: the waiter holds only once the mutex has let go. The proxy
+// holds back the answer to the waiter's look at the holders until the
+// mutex has taken the name.
+func TestMutexBeforeMove(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		holder := semaphore.New(s.Session(t), name, 1)
+		holders(t, holder)
+		sess, p := s.Through(t, 30*time.Second)
+		waiter := semaphore.New(sess, name, 1, semaphore.WithIdentity("waiter"))
+		got := waiters(t, s, name, []*semaphore.Semaphore{waiter})
+		locktest.Eventually(t, 10*time.Second, "the waiter watching the holders", func() bool { return s.Watches(t) > 0 })
+
+		p.Hold(proxy.ToServer)
+		require.NoError(t, holder.Release(ctx))
+		time.Sleep(200 * time.Millisecond) // the waiter, told, sends its look at the holders
+		p.Hold(proxy.ToClient)
+		p.Release(proxy.ToServer) // the look reaches the server: no holder
+		time.Sleep(200 * time.Millisecond)
+		m := mutex.New(s.Session(t), name)
+		require.NoError(t, m.Lock(ctx))
+		p.Release(proxy.ToClient) // the waiter moves, behind the mutex
+
+		var moved bool
+		locktest.Eventually(t, 10*time.Second, "the waiter moved", func() bool {
+			for _, pt := range participants(t, s, name) {
+				if pt.Identity == "waiter" && !strings.Contains(pt.Key, recipe.WaitingRoom) {
+					moved = true
+					if pt.Holds {
+						t.Fatalf("the waiter holds, behind a mutex that holds")
+					}
+				}
+			}
+			return moved
+		})
+		waiting(t, got, "waiter")
+		require.NoError(t, m.Unlock(ctx))
+		servicetest.Succeeds(t, got[0], "waiter")
+		require.NoError(t, waiter.Release(ctx))
+		empty(t, s, name)
+	})
+}
+
+func participants(t *testing.T, s *servicetest.Service, name string) []turnstile.Participant {
+	t.Helper()
+	ps, err := s.Session(t).(interface {
+		Participants(context.Context, string) ([]turnstile.Participant, error)
+	}).Participants(context.Background(), name)
+	require.NoError(t, err)
+	return ps
 }

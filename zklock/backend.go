@@ -42,32 +42,53 @@ func init() { recipe.Register(func(s *Session) recipe.Backend { return backend{s
 // parents' creation, the first time a name is used, adds round trips.
 func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (queue.Contender, []queue.Contender, error) {
 	id := queue.NewID()
-	sending := make(chan struct{})
-	send := sync.OnceFunc(func() { close(sending) })
-	read := make(chan []queue.Contender, 1)
-	if !s.ending.Go(func() {
-		<-sending
-		q, _ := s.Queue(ctx, name) // on error, nil: the caller reads again
-		read <- q
-	}) {
+	send, read, ok := s.readAfter(ctx, name)
+	if !ok {
 		return queue.Contender{}, nil, s.Err()
 	}
 	node, err := s.create(ctx, name, id, label, value, send)
-	send() // if create gave up before sending
-	q := <-read
+	q := read()
 	if err != nil {
 		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
 	self, _ := s.contender(name, node.path[len(name)+1:])
 	self.Kind = kind // a label alone may not tell (a candidate named lock-)
-	if !slices.ContainsFunc(q, func(c queue.Contender) bool { return c.Key == self.Key }) {
-		q = nil
-	}
+	q = showing(q, self)
 	if self.Token, err = s.czxid(ctx, node); err != nil {
 		go s.discard(name, id, node.path, nil)
 		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
 	return self, q, nil
+}
+
+// readAfter starts a read of name's queue that goes out right after the
+// request before which send is called, in the same round trip: the server
+// answers a session's requests in the order they arrive. read returns its
+// result, nil on error, however often it is called; ok is false if the
+// session has ended.
+func (s *Session) readAfter(ctx context.Context, name string) (send func(), read func() []queue.Contender, ok bool) {
+	sending := make(chan struct{})
+	send = sync.OnceFunc(func() { close(sending) })
+	result := make(chan []queue.Contender, 1)
+	ok = s.ending.Go(func() {
+		<-sending
+		q, _ := backend{s}.Queue(ctx, name) // on error, nil: the caller reads again
+		result <- q
+	})
+	read = sync.OnceValue(func() []queue.Contender {
+		send() // if the request was given up before it went
+		return <-result
+	})
+	return send, read, ok
+}
+
+// showing returns q if it shows c, and nil otherwise: a read that
+// overtook the request that made c, for the caller to read again.
+func showing(q []queue.Contender, c queue.Contender) []queue.Contender {
+	if !slices.ContainsFunc(q, func(o queue.Contender) bool { return o.Key == c.Key }) {
+		return nil
+	}
+	return q
 }
 
 // czxid returns the czxid of a node made by createIn, reading it if the
@@ -88,14 +109,21 @@ func (s *Session) czxid(ctx context.Context, node created) (int64, error) {
 
 // Promote creates self's node in name's queue, and deletes it from the
 // waiting room, in one transaction whose stamp tells the new node's
-// czxid (see createIn): one request. After a lost reply the new node is
-// found by its id, as a join's is.
-func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, error) {
+// czxid (see createIn), and reads name's queue in the same round trip,
+// as Join does. After a lost reply the new node is found by its id, as a
+// join's is.
+func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, []queue.Contender, error) {
 	id := znode.ID(path.Base(self.Key))
 	own := name + "/" + znode.Own(id)
 	leave := &zk.DeleteRequest{Path: self.Key, Version: -1}
+	send, read, ok := s.readAfter(ctx, name)
+	if !ok {
+		return queue.Contender{}, nil, s.Err()
+	}
+	defer read() // on failure, the read is not needed, but must end
 	for {
 		node, err := callOr(ctx, s.Session, func() (created, error) {
+			send()
 			return s.createIn(name, own, queue.PermitLabel(self.Permits), value, leave)
 		}, func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
@@ -121,9 +149,9 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 			}
 		}
 		if err != nil {
-			return queue.Contender{}, fmt.Errorf("zklock: take a permit of %s: %w", name, err)
+			return queue.Contender{}, nil, fmt.Errorf("zklock: take a permit of %s: %w", name, err)
 		}
-		return self, nil
+		return self, showing(read(), self), nil
 	}
 }
 

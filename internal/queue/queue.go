@@ -111,11 +111,37 @@ func Fits(holders []Contender, permits int) bool {
 
 // Holding reports, for each contender of queue in server order, whether
 // it holds by the queue rules. Permit contenders in a name's own queue
-// are a semaphore's holders; its waiters queue elsewhere.
+// are a semaphore's holders, unless a contender of another kind is
+// ahead; its waiters queue elsewhere.
 func Holding(queue []Contender) []bool {
 	holds := make([]bool, len(queue))
 	for i, c := range queue {
-		holds[i] = c.Kind == turnstile.Permit || blocker(queue[:i], c.Kind) < 0
+		if c.Kind == turnstile.Permit {
+			holds[i] = permitBlocker(queue[:i]) < 0
+		} else {
+			holds[i] = blocker(queue[:i], c.Kind) < 0
+		}
 	}
 	return holds
+}
+
+// PermitBlocker returns the index of the nearest contender ahead of the
+// Permit contender self, in a semaphore's own queue, that keeps it from
+// holding: one of another kind, which holds alone. It is -1 if none
+// does, and the error matches turnstile.ErrLost if self is not in queue.
+func PermitBlocker(queue []Contender, self string) (int, error) {
+	i := index(queue, self)
+	if i < 0 {
+		return 0, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self)
+	}
+	return permitBlocker(queue[:i]), nil
+}
+
+func permitBlocker(ahead []Contender) int {
+	for j := len(ahead) - 1; j >= 0; j-- {
+		if ahead[j].Kind != turnstile.Permit {
+			return j
+		}
+	}
+	return -1
 }

@@ -20,7 +20,7 @@ const (
 func q(words string) []Contender {
 	var cs []Contender
 	for i, w := range strings.Fields(words) {
-		k := map[byte]turnstile.Kind{'w': x, 'x': x, 'r': s, 'c': c}[w[0]]
+		k := map[byte]turnstile.Kind{'w': x, 'x': x, 'r': s, 'c': c, 'p': turnstile.Permit}[w[0]]
 		cs = append(cs, Contender{Key: w, Kind: k, Seq: int64(i + 1)})
 	}
 	return cs
@@ -172,5 +172,38 @@ func TestFits(t *testing.T) {
 		if got := Fits(tc.holders, tc.permits); got != tc.want {
 			t.Errorf("Fits(%v, %d) = %v, want %v", tc.holders, tc.permits, got, tc.want)
 		}
+	}
+}
+
+// In a semaphore's own queue, permit holders hold together, and a
+// contender of another kind among them holds alone: the permits behind
+// it wait for it, and it for the permits ahead.
+func TestHolding(t *testing.T) {
+	for _, tc := range []struct {
+		queue string
+		holds string // one letter per contender: h holds, w waits
+	}{
+		{"p1 p2 p3", "hhh"},
+		{"p1 x2 p3", "hww"},
+		{"x1 p2 p3", "hww"},
+		{"p1 p2 x3 p4", "hhww"},
+		{"r1 r2 x3 r4", "hhww"},
+		{"x1 x2", "hw"},
+	} {
+		var got strings.Builder
+		for _, h := range Holding(q(tc.queue)) {
+			got.WriteByte(map[bool]byte{true: 'h', false: 'w'}[h])
+		}
+		if got.String() != tc.holds {
+			t.Errorf("Holding(%s) = %s, want %s", tc.queue, got.String(), tc.holds)
+		}
+	}
+	for self, want := range map[string]int{"p1": -1, "p3": 2, "p4": 2} {
+		if got, err := PermitBlocker(q("p1 x2 x3 p3 p4"), self); err != nil || got != want {
+			t.Errorf("PermitBlocker(%s) = %d, %v; want %d", self, got, err, want)
+		}
+	}
+	if _, err := PermitBlocker(q("p1"), "p9"); !errors.Is(err, turnstile.ErrLost) {
+		t.Errorf("PermitBlocker of a contender not queued: %v, want ErrLost", err)
 	}
 }

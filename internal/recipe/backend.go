@@ -74,10 +74,12 @@ type Backend interface {
 
 	// Promote moves self, a Permit contender of name's WaitingRoom, into
 	// name's own queue in one write, behind every contender there, with
-	// value as payload, and returns it there with its token. It returns an error matching
-	// turnstile.ErrLost if self is no longer queued. A Promote that fails
-	// leaves no contender in name's queue.
-	Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, error)
+	// value as payload, and returns it there with its token, and, where
+	// the same round trip can tell it, name's queue after the move (nil
+	// otherwise). It returns an error matching turnstile.ErrLost if self
+	// is no longer queued. A Promote that fails leaves no contender in
+	// name's queue.
+	Promote(ctx context.Context, self queue.Contender, name string, value []byte) (held queue.Contender, q []queue.Contender, err error)
 
 	// Value reads what c stored when it joined (a candidate's id, a
 	// contender's identity), with its token and, where the server keeps

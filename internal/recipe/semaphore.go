@@ -38,33 +38,65 @@ func (l *Lock) acquirePermit(ctx context.Context, permits int, try bool) (*Hold,
 		return nil, err
 	}
 	self.Permits = permits
-	held, err := l.promote(ctx, room, self, q, try)
+	held, q, err := l.promote(ctx, room, self, q, try)
 	if err != nil {
 		l.abandon(self)
+		return nil, err
+	}
+	if err := l.settle(ctx, held, q, try); err != nil {
+		l.abandon(held)
 		return nil, err
 	}
 	return l.track(&Hold{Self: held}), nil
 }
 
+// settle waits, once self has moved among the holders, until no
+// contender of another kind is ahead of it there: a mutex's, or another
+// client's, that joined after the holders were read and before the move
+// landed. It holds alone, and the permits wait for it.
+func (l *Lock) settle(ctx context.Context, self queue.Contender, q []queue.Contender, try bool) error {
+	for {
+		var err error
+		if q == nil {
+			if q, err = l.b.Queue(ctx, l.name); err != nil {
+				return err
+			}
+		}
+		w, err := queue.PermitBlocker(q, self.Key)
+		switch {
+		case err != nil:
+			return err
+		case w < 0:
+			return nil
+		case try:
+			return fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
+		}
+		if _, err := l.b.AwaitExit(ctx, q[w]); err != nil {
+			return err
+		}
+		q = nil
+	}
+}
+
 // promote waits until self is the room's first waiter and the holders
 // leave room for it, and moves it among them.
-func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q []queue.Contender, try bool) (queue.Contender, error) {
+func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q []queue.Contender, try bool) (queue.Contender, []queue.Contender, error) {
 	for {
 		var err error
 		if q == nil {
 			if q, err = l.b.Queue(ctx, room); err != nil {
-				return queue.Contender{}, err
+				return queue.Contender{}, nil, err
 			}
 		}
 		i := slices.IndexFunc(q, func(c queue.Contender) bool { return c.Key == self.Key })
 		switch {
 		case i < 0:
-			return queue.Contender{}, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
+			return queue.Contender{}, nil, fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
 		case i > 0 && try:
-			return queue.Contender{}, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
+			return queue.Contender{}, nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 		case i > 0:
 			if _, err := l.b.AwaitExit(ctx, q[i-1]); err != nil {
-				return queue.Contender{}, err
+				return queue.Contender{}, nil, err
 			}
 			// Waiters only join behind self: once the one ahead has
 			// left, self is first without reading the room again.
@@ -76,15 +108,15 @@ func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q
 		fits := func(holders []queue.Contender) bool { return queue.Fits(holders, self.Permits) }
 		room, err := l.b.AwaitRoom(ctx, l.name, fits, !try)
 		if err != nil {
-			return queue.Contender{}, err
+			return queue.Contender{}, nil, err
 		}
 		if !room {
-			return queue.Contender{}, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
+			return queue.Contender{}, nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 		}
-		// Only the first waiter moves, so the room it saw is still there
-		// (a mutex's contender that joins meanwhile queues behind it);
-		// should self have been removed meanwhile, and another waiter
-		// be first, the move fails.
+		// Only the first waiter moves, so no permit holder joins the
+		// holders meanwhile (a contender of another kind may: settle
+		// waits for it); should self have been removed meanwhile, and
+		// another waiter be first, the move fails.
 		return l.b.Promote(ctx, self, l.name, l.identity)
 	}
 }

@@ -554,7 +554,10 @@ func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 // revision: one round trip, and one more before it if marked, to put the
 // key again as it is. A key found gone after an attempt whose outcome is
 // unknown (a lost reply, an earlier Leave that failed) counts as deleted,
-// since that attempt may have deleted it.
+// since that attempt may have deleted it. A marked Leave that fails
+// once it may have marked the key succeeds, and its delete goes on in
+// the background: the mark already told the contender behind that the
+// hold was released.
 func (s backend) Leave(ctx context.Context, self queue.Contender, retried, marked bool) error {
 	if err := s.Err(); err != nil {
 		return err
@@ -564,11 +567,25 @@ func (s backend) Leave(ctx context.Context, self queue.Contender, retried, marke
 			return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(self.Key), "=", self.Seq)).
 				Then(clientv3.OpPut(self.Key, "", clientv3.WithIgnoreValue(), clientv3.WithIgnoreLease())).Commit()
 		}, nil)
-		if err != nil {
-			return fmt.Errorf("etcdlock: mark %s: %w", self.Key, err)
+		var deleted bool
+		if err == nil {
+			deleted, err = s.remove(ctx, self.Key, self.Seq)
 		}
+		if err != nil && s.Err() == nil {
+			// The mark may have landed, and a contender behind would
+			// take the key's end, whenever it comes, for a release: the
+			// release has begun, and the session finishes it.
+			s.ending.Go(func() { s.discard(self.Key) })
+			return nil
+		}
+		return s.left(self, deleted, retried, err)
 	}
 	deleted, err := s.remove(ctx, self.Key, self.Seq)
+	return s.left(self, deleted, retried, err)
+}
+
+// left reports the outcome of a Leave's delete.
+func (s backend) left(self queue.Contender, deleted, retried bool, err error) error {
 	if err != nil {
 		return fmt.Errorf("etcdlock: delete %s: %w", self.Key, err)
 	}

@@ -274,3 +274,29 @@ func TestLockDelayInvalid(t *testing.T) {
 		require.Equal(t, before, s.Writes(t), "the server changed")
 	})
 }
+
+// A waiter that leaves while it serves a lock-delay leaves the rest of it
+// to the one behind: after a hold ended without a release, cancelling
+// the waiter behind it does not let the next one in before the delay.
+func TestLockDelayServedByNext(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		holder := mutex.New(s.Session(t), name, mutex.WithLockDelay(delay))
+		require.NoError(t, holder.Lock(ctx))
+		cctx, cancel := context.WithCancel(ctx)
+		serving := mutex.New(s.Session(t), name, mutex.WithLockDelay(delay))
+		sgot := s.Waiting(t, name, 2, func(context.Context) error { return serving.Lock(cctx) })
+		next := mutex.New(s.Session(t), name, mutex.WithLockDelay(delay))
+		got := s.Waiting(t, name, 3, next.Lock)
+		seq := holder.Sequencer()
+		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false, false))
+		end := time.Now()
+		locktest.Eventually(t, 10*time.Second, "holder gone", func() bool { return s.Queued(t, name) == 2 })
+		cancel() // while it serves the delay
+		require.ErrorIs(t, <-sgot, context.Canceled)
+		at := servicetest.GrantedAt(t, got, "next")
+		require.GreaterOrEqual(t, at.Sub(end), delay-slack, "let in before the lock-delay")
+		require.NoError(t, next.Unlock(ctx))
+	})
+}

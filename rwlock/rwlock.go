@@ -68,11 +68,11 @@ func New(s turnstile.Session, name string, opts ...Option) *RWMutex {
 // An Option configures an RWMutex.
 type Option func(*recipe.Config)
 
-// WithLockDelay sets a lock-delay on the write side, as
-// mutex.WithLockDelay does for a mutex: when a write hold ends without a
-// release, the next grant, read or write, comes no sooner than d after
-// that end was seen. The end of a read hold delays no one, since readers
-// do not write.
+// WithLockDelay sets a lock-delay, as mutex.WithLockDelay does for a
+// mutex: when a hold ends without a release, the next grant, read or
+// write, comes no sooner than d after that end was seen. A read hold's
+// end delays too, though readers do not write: the reader may have been
+// serving a writer's delay.
 func WithLockDelay(d time.Duration) Option {
 	return func(c *recipe.Config) { c.Delay = d }
 }

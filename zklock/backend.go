@@ -561,12 +561,21 @@ func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 // gone after an earlier attempt whose outcome is unknown (a lost reply,
 // or a caller that stopped waiting) counts as success, since that
 // attempt may have deleted it.
+//
+// Where the session may not write its own nodes (an ACL without WRITE, as
+// createIn finds), the mark is refused, and the node is deleted unmarked:
+// a contender behind it with a lock-delay then waits it.
 func (s backend) Leave(ctx context.Context, self queue.Contender, retried, marked bool) error {
-	if !marked {
+	name := path.Dir(self.Key)
+	if _, refused := s.stampRefused.Load(name); refused || !marked {
 		return s.remove(ctx, self.Key, retried)
 	}
 	return s.removeWith(ctx, self.Key, retried, func() error {
 		_, err := s.conn.Multi(&zk.SetDataRequest{Path: self.Key, Version: -1}, &zk.DeleteRequest{Path: self.Key, Version: -1})
+		if errors.Is(err, zk.ErrNoAuth) {
+			s.stampRefused.Store(name, true)
+			err = s.conn.Delete(self.Key, -1)
+		}
 		return err
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/zktest"
+	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/zklock"
 )
 
@@ -194,4 +195,19 @@ func TestBadCredentials(t *testing.T) {
 	require.NotContains(t, err.Error(), wrongPassword)
 	_, err = zklock.Connect(shared.Get(t).Servers(), zklock.WithACL(zk.AuthACL(zk.PermAll)...))
 	require.ErrorContains(t, err, "WithDigestAuth")
+}
+
+// A session whose nodes it may not write (an ACL without WRITE) cannot
+// mark a release for a lock-delay: its Unlock deletes unmarked, and
+// succeeds.
+func TestLockDelayNodesNotWritable(t *testing.T) {
+	ctx := context.Background()
+	s := connect(t, shared.Get(t), zklock.WithDigestAuth("alice", alicePassword),
+		zklock.WithACL(zk.DigestACL(zk.PermCreate|zk.PermDelete|zk.PermRead, "alice", alicePassword)...))
+	// Under a tree of its own: the parents it makes carry its ACL.
+	m := zklock.NewMutex(s, locktest.Top()+"/lock", mutex.WithLockDelay(time.Second))
+	for range 2 {
+		require.NoError(t, m.Lock(ctx))
+		require.NoError(t, m.Unlock(ctx))
+	}
 }

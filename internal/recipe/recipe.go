@@ -178,11 +178,15 @@ func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, v
 		q, err = l.b.Queue(ctx, l.name)
 	}
 	var h *Hold
+	var owed time.Time
 	if err == nil {
-		h, err = l.wait(ctx, self, q, try)
+		h, err = l.wait(ctx, self, q, try, &owed)
 	}
 	if err != nil {
-		l.abandon(self)
+		// A contender that leaves before the lock-delay it was serving
+		// is over leaves unmarked, so that the one behind it serves the
+		// rest of it.
+		l.abandon(self, time.Now().After(owed))
 		return nil, err
 	}
 	return l.track(h), nil
@@ -196,8 +200,9 @@ func (l *Lock) track(h *Hold) *Hold {
 	return h
 }
 
-// wait runs the queue rules until self is admitted and confirmed.
-func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contender, try bool) (*Hold, error) {
+// wait runs the queue rules until self is admitted and confirmed. owed is
+// set to when a lock-delay it serves ends.
+func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contender, try bool, owed *time.Time) (*Hold, error) {
 	for {
 		d, err := queue.Decide(q, self.Key)
 		if err != nil {
@@ -212,9 +217,12 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 				return nil, err
 			}
 			delayed := false
-			if l.delay > 0 && exit != Released && d.Wait.Kind != turnstile.Shared {
-				// The one ahead may have held, and did not release:
-				// its holder's requests may still be on their way.
+			if l.delay > 0 && exit != Released {
+				// The one ahead may have held, or been serving a delay,
+				// and did not release: its holder's requests may still
+				// be on their way. (Even a reader's: it may have served
+				// a writer's delay.)
+				*owed = time.Now().Add(l.delay)
 				if err := pause(ctx, l.delay); err != nil {
 					return nil, err
 				}
@@ -256,10 +264,11 @@ func pause(ctx context.Context, d time.Duration) error {
 
 // abandon removes a contender whose acquisition failed, before Lock
 // returns if the server answers at once, so that a failed Lock never
-// leaves a contender blocking others.
-func (l *Lock) abandon(self queue.Contender) {
+// leaves a contender blocking others. With clean, a lock-delay's mark
+// tells the one behind that it need not wait.
+func (l *Lock) abandon(self queue.Contender, clean bool) {
 	session.Cleanup(l.b.Done(), func(ctx context.Context) bool {
-		err := l.b.Leave(ctx, self, true, l.delay > 0)
+		err := l.b.Leave(ctx, self, true, l.delay > 0 && clean)
 		return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
 	})
 }

@@ -40,11 +40,11 @@ func (l *Lock) acquirePermit(ctx context.Context, permits int, try bool) (*Hold,
 	self.Permits = permits
 	held, q, err := l.promote(ctx, room, self, q, try)
 	if err != nil {
-		l.abandon(self)
+		l.abandon(self, true)
 		return nil, err
 	}
 	if err := l.settle(ctx, held, q, try); err != nil {
-		l.abandon(held)
+		l.abandon(held, true)
 		return nil, err
 	}
 	return l.track(&Hold{Self: held}), nil

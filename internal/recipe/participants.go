@@ -8,10 +8,18 @@ import (
 )
 
 // Participants lists name's queue on b, holders first, in server order,
-// with what each contender stored: one request for the queue and one per
-// contender. A semaphore's waiters follow its holders.
+// with what each contender stored: a request for the queue, one for a
+// semaphore's waiting room, and one per contender. A semaphore's waiters
+// follow its holders.
 func Participants(ctx context.Context, b Backend, name string) ([]turnstile.Participant, error) {
 	if err := turnstile.ValidateName(name); err != nil {
+		return nil, err
+	}
+	// The waiting room first: a semaphore's waiter that moves among the
+	// holders between the two reads is then listed twice rather than
+	// missed.
+	waiting, err := b.Queue(ctx, name+"/"+WaitingRoom)
+	if err != nil {
 		return nil, err
 	}
 	q, err := b.Queue(ctx, name)
@@ -19,16 +27,7 @@ func Participants(ctx context.Context, b Backend, name string) ([]turnstile.Part
 		return nil, err
 	}
 	holds := queue.Holding(q)
-	for _, c := range q {
-		if c.Kind == turnstile.Permit {
-			waiting, err := b.Queue(ctx, name+"/"+WaitingRoom)
-			if err != nil {
-				return nil, err
-			}
-			q = append(q, waiting...)
-			break
-		}
-	}
+	q = append(q, waiting...)
 	ps := make([]turnstile.Participant, 0, len(q))
 	for i, c := range q {
 		e, queued, err := b.Value(ctx, c)

@@ -473,6 +473,38 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (recipe.Ex
 	}
 }
 
+// HowLeft watches c's key from the revision after its creation: the
+// first delete since is c's, with its last state. A watch from the past
+// is caught up within 100 ms; one past a compaction cannot tell.
+func (s backend) HowLeft(ctx context.Context, c queue.Contender) (recipe.Exit, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	events := s.cli.Watch(ctx, c.Key, clientv3.WithRev(c.Seq+1), clientv3.WithFilterPut(), clientv3.WithPrevKV())
+	for {
+		select {
+		case resp, ok := <-events:
+			if err := s.errOr(ctx, nil); err != nil {
+				return 0, err
+			}
+			if !ok || resp.Err() != nil {
+				return recipe.Gone, nil
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					if marked(ev.PrevKv, c.Key) {
+						return recipe.Released, nil
+					}
+					return recipe.Deleted, nil
+				}
+			}
+		case <-s.Done():
+			return 0, s.Err()
+		case <-ctx.Done():
+			return 0, s.errOr(ctx, nil)
+		}
+	}
+}
+
 // marked reports whether prev, the last state of a deleted key, shows
 // the write of a marked Leave: a turnstile key is put once when it joins,
 // and again only by that write.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
+	"github.com/turnstile-go/turnstile/internal/queue"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/proxy"
@@ -381,4 +383,28 @@ func TestOverload(t *testing.T) {
 		require.NoError(t, m.Unlock(ctx))
 	}
 	require.GreaterOrEqual(t, refusals.Load(), int32(40), "writes refused")
+}
+
+// A contender found gone at the first look is told apart afterwards from
+// the key's history: a marked release, or a delete that was not one.
+func TestHowLeft(t *testing.T) {
+	ctx := context.Background()
+	cli := shared.Get(t).Client(t)
+	b := locktest.Backend(t, session(t, cli))
+	for _, marked := range []bool{true, false} {
+		s := session(t, cli)
+		m := etcdlock.NewMutex(s, locktest.Name())
+		require.NoError(t, m.Lock(ctx))
+		seq := m.Sequencer()
+		c := queue.Contender{Key: seq.Key, Seq: seq.Token}
+		require.NoError(t, locktest.Backend(t, s).Leave(ctx, c, false, marked))
+		exit, err := b.AwaitExit(ctx, c)
+		require.NoError(t, err)
+		require.Equal(t, recipe.Gone, exit)
+		exit, err = b.HowLeft(ctx, c)
+		require.NoError(t, err)
+		want := map[bool]recipe.Exit{true: recipe.Released, false: recipe.Deleted}[marked]
+		require.Equal(t, want, exit, "marked %v", marked)
+		_ = m.Unlock(ctx) // the hold's Lost is told; nothing is left
+	}
 }

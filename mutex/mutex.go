@@ -71,9 +71,11 @@ type Option func(*recipe.Config)
 // guarantee.
 //
 // In doubt it delays: after another client's release, which it cannot
-// tell from an end, and after a hold that had gone before the contender
-// behind it started watching it, as happens when a hold ends just as a
-// contender joins. It cannot delay a contender that finds the lock free:
+// tell from an end, and, on ZooKeeper, after a hold that had gone before
+// the contender behind it started watching it, as happens when a hold
+// ends just as a contender joins. (etcd still tells, from the key's
+// history, unless compacted since: at a cost of up to 100 ms.) It cannot
+// delay a contender that finds the lock free:
 // the servers keep no record of how the last hold ended. Every
 // contender of a name should use the same d.
 func WithLockDelay(d time.Duration) Option {

@@ -515,6 +515,11 @@ func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (recipe.Exit,
 	}
 }
 
+// HowLeft cannot tell: ZooKeeper keeps nothing of a deleted node.
+func (s backend) HowLeft(context.Context, queue.Contender) (recipe.Exit, error) {
+	return recipe.Gone, nil
+}
+
 func cmpErr(err, fallback error) error {
 	if err == nil {
 		return fallback

@@ -47,6 +47,12 @@ type Backend interface {
 	// gone.
 	AwaitExit(ctx context.Context, c queue.Contender) (Exit, error)
 
+	// HowLeft tells how c, which AwaitExit found Gone, left, where the
+	// server can still tell (etcd keeps a key's history until it
+	// compacts); Gone where it cannot. A contender with a lock-delay asks,
+	// so that a release it did not see is not taken for an end.
+	HowLeft(ctx context.Context, c queue.Contender) (Exit, error)
+
 	// Check returns nil if self is still queued on the live session, and
 	// an error matching turnstile.ErrLost if it is not.
 	Check(ctx context.Context, self queue.Contender) error

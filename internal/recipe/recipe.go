@@ -213,6 +213,9 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 				return nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 			}
 			exit, err := l.b.AwaitExit(ctx, d.Wait)
+			if err == nil && exit == Gone && l.delay > 0 {
+				exit, err = l.b.HowLeft(ctx, d.Wait)
+			}
 			if err != nil {
 				return nil, err
 			}

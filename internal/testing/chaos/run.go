@@ -83,8 +83,9 @@ type recipeRun struct {
 	recipe   string
 	name     string
 	reg      *Register
-	newest   atomic.Int64 // the newest token granted
-	sessions atomic.Int64 // sessions opened
+	newest   atomic.Int64   // the newest token granted
+	sessions atomic.Int64   // sessions opened
+	closing  sync.WaitGroup // ended sessions being closed
 
 	mu  sync.Mutex
 	ops []Op
@@ -130,6 +131,9 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 	}
 	stop()
 	wg.Wait()
+	for _, rr := range recipes {
+		rr.closing.Wait()
+	}
 
 	var results []Result
 	for i, rr := range recipes {
@@ -206,13 +210,20 @@ func (r *run) fault(kind string) {
 }
 
 // loop runs one client until ctx ends, opening a new session whenever
-// the last one ended, or could not start during a fault.
+// the last one ended, or could not start during a fault. The ended one
+// is closed meanwhile, which may wait for the server: a lost etcd
+// session revokes its lease. The last one stays open until the test
+// ends, so that the check for contenders left behind sees what its
+// holds left.
 func (rr *recipeRun) loop(ctx context.Context, c *client) {
 	var b turnstile.Session
+	closeIt := func() {}
 	for ctx.Err() == nil {
 		if b == nil || recipe.Closed(b.Done()) {
+			rr.closing.Go(closeIt)
 			var err error
-			if b, err = c.link.Open(rr.t, rr.cfg.Lifetime); err != nil {
+			if b, closeIt, err = c.link.Open(rr.cfg.Lifetime); err != nil {
+				b, closeIt = nil, func() {}
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}

@@ -22,6 +22,12 @@ func report(t *testing.T, results []chaos.Result) {
 	t.Helper()
 	for _, r := range results {
 		t.Log(r.Summary)
+		if r.Recipe == chaos.Mutex {
+			t.Log(r.Clients)
+		}
+		for _, e := range r.Excused {
+			t.Logf("%s: excused: %s", r.Recipe, e)
+		}
 		for i, v := range r.Violations {
 			if i == 10 {
 				t.Errorf("%s: and %d more", r.Recipe, len(r.Violations)-10)
@@ -33,9 +39,10 @@ func report(t *testing.T, results []chaos.Result) {
 }
 
 // Every recipe at once on a 3-node ZooKeeper ensemble and a 3-member etcd
-// cluster, under every kind of fault: no violation, and every fault was
-// injected, so that the run could have found one, the isolation of a
-// server twice, so that it met the leader and a follower.
+// cluster, under every kind of fault, with other libraries' locks on the
+// mutex's name: no violation, and every fault was injected, so that the
+// run could have found one, the isolation of a server twice, so that it
+// met the leader and a follower.
 func TestChaos(t *testing.T) {
 	servicetest.EachCluster(t, 3, func(t *testing.T, s *servicetest.Service) {
 		results := chaos.Run(t, s, chaos.Config{
@@ -54,17 +61,24 @@ func TestChaos(t *testing.T) {
 			Duration: *duration,
 			Calm:     30 * time.Second,
 			Guard:    func() chaos.Guard { return new(turnstile.Fence) },
+			Foreign:  2,
 		})
 		report(t, results)
 		for _, r := range results {
 			paused := 0
+			foreign := map[string]int{}
 			for _, op := range r.Ops {
-				if op.Paused {
+				if op.Foreign {
+					foreign[op.Client]++
+				} else if op.Paused {
 					paused++
 				}
 			}
 			if paused == 0 && r.Recipe != chaos.Semaphore {
 				t.Errorf("%s: no holder was paused", r.Recipe)
+			}
+			if r.Recipe == chaos.Mutex && len(foreign) == 0 {
+				t.Errorf("%s: no foreign client held", r.Recipe)
 			}
 		}
 		want := map[string]int{chaos.PauseClient: 1, chaos.KillLeader: 1, chaos.CutClient: 1, chaos.PauseMember: 1, chaos.IsolateMember: 2}

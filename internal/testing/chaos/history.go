@@ -265,7 +265,7 @@ func Excused(ops []Op, notice time.Duration) []string {
 		if !e.Foreign && !l.Foreign || foreignOverlap(e, l, notice) != "" {
 			continue
 		}
-		why := fmt.Sprintf("%s's session had ended; it learned so %v after the grant", e.Client, e.LostAt.Sub(l.Granted).Round(time.Millisecond))
+		why := fmt.Sprintf("%s's session had ended; it learned so %s", e.Client, relative(e.LostAt, l.Granted))
 		if l.Foreign && l.Lost && !l.LostAt.After(l.Granted) {
 			why = fmt.Sprintf("%s was granted on a session that had ended at %s", l.Client, l.LostAt.Format(stamp))
 		}
@@ -273,6 +273,14 @@ func Excused(ops []Op, notice time.Duration) []string {
 			l.Client, holdName(l), l.Granted.Format(stamp), e.Client, holdName(e), e.Granted.Format(stamp), why))
 	}
 	return lines
+}
+
+// relative says when t was, before or after the grant at g.
+func relative(t, g time.Time) string {
+	if d := t.Sub(g).Round(time.Millisecond); d >= 0 {
+		return fmt.Sprintf("%v after the grant", d)
+	}
+	return fmt.Sprintf("%v before the grant", g.Sub(t).Round(time.Millisecond))
 }
 
 // Clients is one line on the holds of each client, in the order of

@@ -185,6 +185,14 @@ func (c *Client) Lost(ctx context.Context) ([]time.Time, error) {
 	return at, nil
 }
 
+// Broken returns why the client can take no more commands, as when its
+// driver exited, or nil.
+func (c *Client) Broken() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
+}
+
 // do sends one command and waits for its reply.
 func (c *Client) do(ctx context.Context, command, want string) (string, error) {
 	c.mu.Lock()

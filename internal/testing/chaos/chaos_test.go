@@ -12,7 +12,17 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 )
 
-var duration = flag.Duration("chaos.duration", 30*time.Second, "how long the nemesis injects faults in TestChaos")
+var duration = flag.Duration("chaos.duration", 30*time.Second, "how long the nemesis injects faults in TestChaos; from 5m on, a soak")
+
+// soakFrom is the shortest run that is a soak: one whose first third,
+// left out as the warm-up, lasts more than a minute and a half.
+const soakFrom = 5 * time.Minute
+
+// sampleEvery is how often a run of d samples: 60 samples in a long
+// run, every 10 to 30 s.
+func sampleEvery(d time.Duration) time.Duration {
+	return min(max(d/60, 10*time.Second), 30*time.Second)
+}
 
 // Every test starts servers of its own, and no goroutine outlives them.
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -42,7 +52,8 @@ func report(t *testing.T, results []chaos.Result) {
 // cluster, under every kind of fault, with other libraries' locks on the
 // mutex's name: no violation, and every fault was injected, so that the
 // run could have found one, the isolation of a server twice, so that it
-// met the leader and a follower.
+// met the leader and a follower. Run for 5 minutes or more, it is a soak
+// as well: what the run holds, sampled as it goes, must not grow.
 func TestChaos(t *testing.T) {
 	servicetest.EachCluster(t, 3, func(t *testing.T, s *servicetest.Service) {
 		results := chaos.Run(t, s, chaos.Config{
@@ -62,6 +73,8 @@ func TestChaos(t *testing.T) {
 			Calm:     30 * time.Second,
 			Guard:    func() chaos.Guard { return new(turnstile.Fence) },
 			Foreign:  2,
+			Sample:   sampleEvery(*duration),
+			Soak:     *duration >= soakFrom,
 		})
 		report(t, results)
 		for _, r := range results {

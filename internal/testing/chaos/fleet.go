@@ -299,15 +299,34 @@ func (l *etcdLocker) lock(ctx context.Context) error {
 	return l.m.Lock(lctx)
 }
 
+// unlock lets go. etcd's client learns that a lease expired only once a
+// TTL has passed since the last renewal was answered, checked twice a
+// second: a hold cut off for a little less than that may have outlived
+// its lease on the server without the client's knowing, and the next
+// contender been granted. So unless the client already knows, the
+// server is asked whether the lease is still there once the key is
+// deleted; if not, the session ended during the hold, and the client
+// learns so now.
 func (l *etcdLocker) unlock(ctx context.Context) time.Time {
 	uctx, cancel := context.WithTimeout(ctx, 2*l.lifetime)
 	err := l.m.Unlock(uctx)
 	cancel()
-	ended := l.ended()
 	if err != nil {
+		ended := l.ended()
 		l.endSession()
+		return ended
 	}
-	return ended
+	if ended := l.ended(); !ended.IsZero() {
+		return ended
+	}
+	tctx, cancel := context.WithTimeout(ctx, l.lifetime)
+	resp, err := l.cli.TimeToLive(tctx, l.sess.Lease())
+	cancel()
+	if err == nil && resp.TTL <= 0 {
+		l.endSession()
+		return time.Now()
+	}
+	return time.Time{}
 }
 
 // endSession revokes the session's lease, which deletes its keys, within

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/turnstile-go/turnstile"
 )
@@ -116,6 +117,13 @@ func (r *Register) Write(seq turnstile.Sequencer, client string, value int64) er
 		r.log = append(r.log, Write{Client: client, Token: seq.Token, Value: value})
 		return nil
 	})
+}
+
+// held is how many bytes the log of accepted writes holds.
+func (r *Register) held() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return uint64(cap(r.log)) * uint64(unsafe.Sizeof(Write{}))
 }
 
 // Writes returns the accepted writes, in the order they landed.

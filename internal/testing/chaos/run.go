@@ -58,6 +58,12 @@ type Config struct {
 	// service's protocol (fleetOf) contend on the mutex's name beside
 	// its turnstile clients, each through a link of its own.
 	Foreign int
+	// Sample is how often the run samples what must stay bounded
+	// (goroutines, heap, server watches, nodes under its names) while
+	// the faults last, and logs it; 0 for never.
+	Sample time.Duration
+	// Soak fails the run when one of them grows without bound (Grows).
+	Soak bool
 }
 
 // Result is one recipe's history and what the checker found in it.
@@ -146,11 +152,23 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		writers = append(writers, fleet)
 	}
 
+	sampled := make(chan []Sample, 1)
+	stopSampling := make(chan struct{})
+	if cfg.Sample > 0 {
+		go func() { sampled <- r.sampler(cfg.Sample, recipes, stopSampling) }()
+	}
 	r.nemesis(ctx, clients, writers, time.Now().Add(cfg.Duration))
 	calm := time.Now()
+	close(stopSampling)
 	var violations []string
 	for _, rr := range recipes {
 		violations = append(violations, rr.awaitCalm(calm)...)
+	}
+	if cfg.Sample > 0 {
+		bad := r.judge(<-sampled, len(slices.Concat(clients...)))
+		if cfg.Soak {
+			violations = append(violations, bad...)
+		}
 	}
 	stop()
 	wg.Wait()

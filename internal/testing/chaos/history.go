@@ -4,7 +4,9 @@
 // noticed. Clients loop over a recipe (mutex, read-write lock, election,
 // semaphore) and read-modify-write a shared register through a guard with
 // their hold's token, or only read it where holds share, while a nemesis
-// injects faults; the history they record is then checked.
+// injects faults; the history they record is then checked. Clients of
+// other libraries may contend on the mutex's name beside turnstile's:
+// their holds carry no token, and are checked for overlap only.
 //
 // The checker tests invariants rather than linearizability: the register
 // lives in one process and every access to it is serialised by its guard,

@@ -12,7 +12,17 @@ import (
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 )
 
-var duration = flag.Duration("chaos.duration", 30*time.Second, "how long the nemesis injects faults in TestChaos")
+var duration = flag.Duration("chaos.duration", 30*time.Second, "how long the nemesis injects faults in TestChaos; from 5m on, a soak")
+
+// soakFrom is the shortest run that is a soak: one whose first third,
+// left out as the warm-up, lasts more than a minute and a half.
+const soakFrom = 5 * time.Minute
+
+// sampleEvery is how often a run of d samples: 60 samples in a long
+// run, every 10 to 30 s.
+func sampleEvery(d time.Duration) time.Duration {
+	return min(max(d/60, 10*time.Second), 30*time.Second)
+}
 
 // Every test starts servers of its own, and no goroutine outlives them.
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -22,6 +32,12 @@ func report(t *testing.T, results []chaos.Result) {
 	t.Helper()
 	for _, r := range results {
 		t.Log(r.Summary)
+		if r.Recipe == chaos.Mutex {
+			t.Log(r.Clients)
+		}
+		for _, e := range r.Excused {
+			t.Logf("%s: excused: %s", r.Recipe, e)
+		}
 		for i, v := range r.Violations {
 			if i == 10 {
 				t.Errorf("%s: and %d more", r.Recipe, len(r.Violations)-10)
@@ -33,9 +49,11 @@ func report(t *testing.T, results []chaos.Result) {
 }
 
 // Every recipe at once on a 3-node ZooKeeper ensemble and a 3-member etcd
-// cluster, under every kind of fault: no violation, and every fault was
-// injected, so that the run could have found one, the isolation of a
-// server twice, so that it met the leader and a follower.
+// cluster, under every kind of fault, with other libraries' locks on the
+// mutex's name: no violation, and every fault was injected, so that the
+// run could have found one, the isolation of a server twice, so that it
+// met the leader and a follower. Run for 5 minutes or more, it is a soak
+// as well: what the run holds, sampled as it goes, must not grow.
 func TestChaos(t *testing.T) {
 	servicetest.EachCluster(t, 3, func(t *testing.T, s *servicetest.Service) {
 		results := chaos.Run(t, s, chaos.Config{
@@ -54,17 +72,26 @@ func TestChaos(t *testing.T) {
 			Duration: *duration,
 			Calm:     30 * time.Second,
 			Guard:    func() chaos.Guard { return new(turnstile.Fence) },
+			Foreign:  2,
+			Sample:   sampleEvery(*duration),
+			Soak:     *duration >= soakFrom,
 		})
 		report(t, results)
 		for _, r := range results {
 			paused := 0
+			foreign := map[string]int{}
 			for _, op := range r.Ops {
-				if op.Paused {
+				if op.Foreign {
+					foreign[op.Client]++
+				} else if op.Paused {
 					paused++
 				}
 			}
 			if paused == 0 && r.Recipe != chaos.Semaphore {
 				t.Errorf("%s: no holder was paused", r.Recipe)
+			}
+			if r.Recipe == chaos.Mutex && len(foreign) == 0 {
+				t.Errorf("%s: no foreign client held", r.Recipe)
 			}
 		}
 		want := map[string]int{chaos.PauseClient: 1, chaos.KillLeader: 1, chaos.CutClient: 1, chaos.PauseMember: 1, chaos.IsolateMember: 2}

@@ -54,6 +54,16 @@ type Config struct {
 	Guard func() Guard
 	// Permits is the semaphore's number of holders at once.
 	Permits int
+	// Foreign is how many clients of each other library that speaks the
+	// service's protocol (fleetOf) contend on the mutex's name beside
+	// its turnstile clients, each through a link of its own.
+	Foreign int
+	// Sample is how often the run samples what must stay bounded
+	// (goroutines, heap, server watches, nodes under its names) while
+	// the faults last, and logs it; 0 for never.
+	Sample time.Duration
+	// Soak fails the run when one of them grows without bound (Grows).
+	Soak bool
 }
 
 // Result is one recipe's history and what the checker found in it.
@@ -64,6 +74,10 @@ type Result struct {
 	Violations []string
 	Summary    string
 	Faults     map[string]int // injected during the run, by kind, for every recipe at once
+	// Clients is a line on each client's holds; Excused, the overlaps
+	// with a foreign hold that the checker let pass, and why.
+	Clients string
+	Excused []string
 }
 
 // run is the state of one run.
@@ -83,8 +97,10 @@ type recipeRun struct {
 	recipe   string
 	name     string
 	reg      *Register
-	newest   atomic.Int64 // the newest token granted
-	sessions atomic.Int64 // sessions opened
+	newest   atomic.Int64   // the newest token granted
+	grants   atomic.Int64   // holds granted, to any client, foreign ones too
+	sessions atomic.Int64   // sessions opened
+	closing  sync.WaitGroup // ended sessions being closed
 
 	mu  sync.Mutex
 	ops []Op
@@ -103,33 +119,62 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var recipes []*recipeRun
-	var clients, writers []*client
+	// The clients by recipe, and the foreign ones last, for the nemesis
+	// to pick from each group in turn; writers leaves out the semaphore's.
+	var clients, writers [][]*client
 	var wg sync.WaitGroup
 	for _, name := range cfg.Recipes {
 		rr := &recipeRun{run: r, recipe: name, name: locktest.Name(), reg: NewRegister(cfg.Guard())}
 		recipes = append(recipes, rr)
+		var group []*client
 		for i := range cfg.Clients {
 			c := &client{id: fmt.Sprintf("%s-%d", name, i+1), link: s.Linked(t)}
-			clients = append(clients, c)
-			if name != Semaphore {
-				writers = append(writers, c)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rr.loop(ctx, c)
-			}()
+			group = append(group, c)
+			wg.Go(func() { rr.loop(ctx, c) })
 		}
+		clients = append(clients, group)
+		if name != Semaphore {
+			writers = append(writers, group)
+		}
+		if name != Mutex || cfg.Foreign == 0 {
+			continue
+		}
+		var fleet []*client
+		for _, kind := range fleetOf(t, s.Name) {
+			for i := range cfg.Foreign {
+				c := &client{id: fmt.Sprintf("%s-%d", kind, i+1), link: s.Linked(t)}
+				l := rr.newLocker(kind, c)
+				fleet = append(fleet, c)
+				wg.Go(func() { rr.foreignLoop(ctx, c, l) })
+			}
+		}
+		clients = append(clients, fleet)
+		writers = append(writers, fleet)
 	}
 
+	sampled := make(chan []Sample, 1)
+	stopSampling := make(chan struct{})
+	if cfg.Sample > 0 {
+		go func() { sampled <- r.sampler(cfg.Sample, recipes, stopSampling) }()
+	}
 	r.nemesis(ctx, clients, writers, time.Now().Add(cfg.Duration))
 	calm := time.Now()
+	close(stopSampling)
 	var violations []string
 	for _, rr := range recipes {
 		violations = append(violations, rr.awaitCalm(calm)...)
 	}
+	if cfg.Sample > 0 {
+		bad := r.judge(<-sampled, len(slices.Concat(clients...)))
+		if cfg.Soak {
+			violations = append(violations, bad...)
+		}
+	}
 	stop()
 	wg.Wait()
+	for _, rr := range recipes {
+		rr.closing.Wait()
+	}
 
 	var results []Result
 	for i, rr := range recipes {
@@ -148,6 +193,8 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		results = append(results, Result{
 			Recipe: rr.recipe, Ops: rr.ops, Writes: rr.reg.Writes(), Violations: bad, Faults: maps.Clone(r.faults),
 			Summary: Summary(s.Name+" "+rr.recipe, rr.ops, r.faults, int(rr.sessions.Load())-cfg.Clients, len(bad)),
+			Clients: Clients(s.Name+" "+rr.recipe, rr.ops),
+			Excused: Excused(rr.ops, time.Second),
 		})
 	}
 	return results
@@ -191,6 +238,7 @@ func (rr *recipeRun) record(op Op) {
 }
 
 func (rr *recipeRun) granted(token int64) {
+	rr.grants.Add(1)
 	for {
 		cur := rr.newest.Load()
 		if token <= cur || rr.newest.CompareAndSwap(cur, token) {
@@ -206,13 +254,20 @@ func (r *run) fault(kind string) {
 }
 
 // loop runs one client until ctx ends, opening a new session whenever
-// the last one ended, or could not start during a fault.
+// the last one ended, or could not start during a fault. The ended one
+// is closed meanwhile, which may wait for the server: a lost etcd
+// session revokes its lease. The last one stays open until the test
+// ends, so that the check for contenders left behind sees what its
+// holds left.
 func (rr *recipeRun) loop(ctx context.Context, c *client) {
 	var b turnstile.Session
+	closeIt := func() {}
 	for ctx.Err() == nil {
 		if b == nil || recipe.Closed(b.Done()) {
+			rr.closing.Go(closeIt)
 			var err error
-			if b, err = c.link.Open(rr.t, rr.cfg.Lifetime); err != nil {
+			if b, closeIt, err = c.link.Open(rr.cfg.Lifetime); err != nil {
+				b, closeIt = nil, func() {}
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
@@ -302,7 +357,7 @@ func (rr *recipeRun) access(c *client, seq turnstile.Sequencer, op *Op, lost fun
 	}
 	if c.pauseNext.CompareAndSwap(true, false) {
 		op.Paused = true
-		rr.pause(c, seq.Token)
+		rr.pause(c, func() bool { return rr.newest.Load() > seq.Token })
 	} else if lost() {
 		op.Skipped = true
 		return
@@ -316,15 +371,15 @@ func (rr *recipeRun) access(c *client, seq turnstile.Sequencer, op *Op, lost fun
 }
 
 // pause stalls a holder with its link cut, as a stopped process would
-// be, until another client has been granted the hold or four lifetimes
-// have passed.
-func (rr *recipeRun) pause(c *client, token int64) {
+// be, until it has been overtaken, another client granted the hold, or
+// four lifetimes have passed.
+func (rr *recipeRun) pause(c *client, overtaken func() bool) {
 	c.faulty.Lock()
 	defer c.faulty.Unlock()
 	rr.fault(PauseClient)
 	c.link.Cut()
 	defer c.link.Restore()
-	for deadline := time.Now().Add(4 * rr.cfg.Lifetime); rr.newest.Load() <= token && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(4 * rr.cfg.Lifetime); !overtaken() && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -406,7 +461,7 @@ func watch(lost <-chan struct{}) func() time.Time {
 
 // nemesis injects the configured faults in turn until the deadline;
 // writers are the clients a pause can stall before a write.
-func (r *run) nemesis(ctx context.Context, clients, writers []*client, until time.Time) {
+func (r *run) nemesis(ctx context.Context, clients, writers [][]*client, until time.Time) {
 	for i := 0; time.Now().Before(until); i++ {
 		kind := r.cfg.Faults[i%len(r.cfg.Faults)]
 		switch kind {
@@ -437,29 +492,29 @@ func (r *run) nemesis(ctx context.Context, clients, writers []*client, until tim
 		}
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
 	}
-	for _, c := range clients {
+	for _, c := range slices.Concat(clients...) {
 		c.pauseNext.Store(false)
 	}
 }
 
-// target picks a client among clients, those of one recipe after
-// another's, for the next fault of kind, from each recipe in turn, so that
-// every recipe meets every fault.
-func (r *run) target(clients []*client, kind string) *client {
+// target picks a client for the next fault of kind, from each group in
+// turn, so that every recipe, and the foreign clients, meet every fault.
+func (r *run) target(groups [][]*client, kind string) *client {
 	r.mu.Lock()
 	n := r.targeted[kind]
 	r.targeted[kind]++
 	r.mu.Unlock()
-	recipes := len(clients) / r.cfg.Clients
-	return clients[(n%recipes)*r.cfg.Clients+rand.IntN(r.cfg.Clients)]
+	group := groups[n%len(groups)]
+	return group[rand.IntN(len(group))]
 }
 
 // free is target for a fault that needs the client's link to itself: it
 // returns the first client, from target's on, that no other fault is
 // using, with its link taken, or nil if every client is busy. Taking
 // target's client or none left a short run with no such fault at all.
-func (r *run) free(clients []*client, kind string) *client {
-	first := slices.Index(clients, r.target(clients, kind))
+func (r *run) free(groups [][]*client, kind string) *client {
+	clients := slices.Concat(groups...)
+	first := slices.Index(clients, r.target(groups, kind))
 	for i := range clients {
 		if c := clients[(first+i)%len(clients)]; c.faulty.TryLock() {
 			return c

@@ -26,6 +26,7 @@ import org.apache.curator.framework.recipes.leader.LeaderSelectorListenerAdapter
 import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
+import org.apache.curator.framework.state.ConnectionState;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.zookeeper.KeeperException;
 
@@ -37,6 +38,10 @@ public final class Driver {
     // recipes delete it in the background, and the Go side relies on
     // "released" meaning the node is gone.
     static final long GONE_MS = 10_000;
+
+    // When the client learned that its session was lost, in milliseconds
+    // since the epoch, since the last "lost" command.
+    static final List<Long> losses = new ArrayList<>();
 
     interface Recipe {
         String acquire() throws Exception;
@@ -74,6 +79,15 @@ public final class Driver {
                 // the host's address unless set; the id tells holders apart.
                 .defaultData(idBytes)
                 .build();
+        // LOST: the session expired, or Curator presumes so, having been
+        // disconnected for a session timeout. Its locks do not say.
+        client.getConnectionStateListenable().addListener((c, state) -> {
+            if (state == ConnectionState.LOST) {
+                synchronized (losses) {
+                    losses.add(System.currentTimeMillis());
+                }
+            }
+        });
         client.start();
         if (!client.blockUntilConnected(30, TimeUnit.SECONDS)) {
             System.err.println("not connected to " + connect + " after 30s");
@@ -118,6 +132,16 @@ public final class Driver {
                         break;
                     case "leader":
                         reply = "leader " + r.leader();
+                        break;
+                    case "lost":
+                        synchronized (losses) {
+                            StringBuilder b = new StringBuilder("lost");
+                            for (long ms : losses) {
+                                b.append(' ').append(ms);
+                            }
+                            losses.clear();
+                            reply = b.toString();
+                        }
                         break;
                     case "participants":
                         reply = "participants " + String.join(" ", r.participants());

@@ -58,6 +58,17 @@ func Curator(tb testing.TB, servers []string, recipe, path, id string) *Client {
 	return start(tb, fmt.Sprintf("curator %s %s", recipe, id), argv)
 }
 
+// CuratorAvailable returns nil when Curator clients can start: the
+// driver compiles, or why not, for a test that goes on without them.
+func CuratorAvailable() error {
+	compiled.Lock()
+	defer compiled.Unlock()
+	if compiled.classes == "" && compiled.err == nil {
+		compiled.classes, compiled.java, compiled.err = compileDriver()
+	}
+	return compiled.err
+}
+
 // compiled is the driver compiled at most once per test process; the
 // per-user cache makes it at most once per version of its source.
 var compiled struct {
@@ -70,17 +81,11 @@ var compiled struct {
 // java command to run it, or stops the test as unavailable.
 func curatorDriver(tb testing.TB) (classes, java string) {
 	tb.Helper()
+	if err := CuratorAvailable(); err != nil {
+		testenv.Unavailable(tb, "Curator driver: %v", err)
+	}
 	compiled.Lock()
 	defer compiled.Unlock()
-	if compiled.classes == "" && compiled.err == nil {
-		compiled.classes, compiled.java, compiled.err = compileDriver()
-		if compiled.err == nil {
-			tb.Logf("Curator driver in %s", compiled.classes)
-		}
-	}
-	if compiled.err != nil {
-		testenv.Unavailable(tb, "Curator driver: %v", compiled.err)
-	}
 	return compiled.classes, compiled.java
 }
 

@@ -25,6 +25,9 @@
 //	participants  participants <id>...
 //	                             the contenders' ids (their nodes' data)
 //	                             in the client's order
+//	lost          lost <ms>...   when the client learned that its session
+//	                             was lost, in milliseconds since the
+//	                             epoch, since the last lost (Curator only)
 //	quit                         exits; so does end of input
 //	(any failure) error <message>
 //
@@ -39,6 +42,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -159,6 +163,34 @@ func (c *Client) Leader(ctx context.Context) (string, error) {
 func (c *Client) Participants(ctx context.Context) ([]string, error) {
 	ids, err := c.do(ctx, "participants", "participants")
 	return strings.Fields(ids), err
+}
+
+// Lost returns when the client learned that its session was lost,
+// each time since the last call: Curator's connection state LOST, which
+// comes when the session expired or, disconnected, the client presumes
+// so after a session timeout. The client's locks do not tell it.
+func (c *Client) Lost(ctx context.Context) ([]time.Time, error) {
+	reply, err := c.do(ctx, "lost", "lost")
+	if err != nil {
+		return nil, err
+	}
+	var at []time.Time
+	for _, f := range strings.Fields(reply) {
+		ms, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: lost: %w", c.name, err)
+		}
+		at = append(at, time.UnixMilli(ms))
+	}
+	return at, nil
+}
+
+// Broken returns why the client can take no more commands, as when its
+// driver exited, or nil.
+func (c *Client) Broken() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
 }
 
 // do sends one command and waits for its reply.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/turnstile-go/turnstile/internal/testing/foreign"
 	"github.com/turnstile-go/turnstile/internal/testing/leakcheck"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/zktest"
 )
 
@@ -87,6 +88,46 @@ func TestDrivers(t *testing.T) {
 		r1, r2 := kazoo()(t, "read", path, "r1"), kazoo()(t, "read", path, "r2")
 		w := kazoo()(t, "write", path, "w")
 		readersShare(t, r1, r2, w)
+	})
+
+	// A Curator client cut off from the server tells when it took its
+	// session for lost, while it still holds the lock, as Curator's locks
+	// do not.
+	t.Run("CuratorLost", func(t *testing.T) {
+		t.Parallel()
+		p, err := proxy.Start(servers[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		c := foreign.Curator(t, []string{p.Addr()}, "mutex", "/"+t.Name(), "c")
+		ctx := testContext(t)
+		if _, err := c.Acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if lost, err := c.Lost(ctx); err != nil || len(lost) != 0 {
+			t.Fatalf("Lost before any fault: %v, %v", lost, err)
+		}
+		cut := time.Now()
+		p.Cut()
+		for {
+			lost, err := c.Lost(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lost) > 0 {
+				t.Logf("lost %v after the cut", lost[0].Sub(cut))
+				if lost[0].Before(cut) {
+					t.Errorf("lost at %v, before the cut at %v", lost[0], cut)
+				}
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		p.Restore()
+		if err := c.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("AbandonedAcquire", func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -45,8 +46,9 @@ type Service struct {
 	RequestBytes int64
 
 	addrs []string
-	// open opens a session, closed when tb ends.
-	open func(tb testing.TB, lifetime time.Duration, addrs []string) (turnstile.Session, error)
+	// open opens a session, and returns with it a function that closes
+	// it and frees what it was opened with.
+	open func(lifetime time.Duration, addrs []string) (turnstile.Session, func(), error)
 	// nodes are the servers as processes a test may break, nil for the
 	// shared etcd server.
 	nodes  []node
@@ -68,8 +70,9 @@ type node interface {
 // inspector reads what the tests check from the servers themselves.
 type inspector interface {
 	queued(name string) (int, error)
+	nodes(ctx context.Context, name string) (int, error)
 	writes() (int64, error)
-	watches() (int, error)
+	watches(ctx context.Context, server int) (int, error)
 	notified() (int, error)
 	layout(name string) (map[string][]string, error)
 	close()
@@ -78,8 +81,15 @@ type inspector interface {
 // Session opens a session on every server, closed when tb ends.
 func (s *Service) Session(tb testing.TB) turnstile.Session {
 	tb.Helper()
-	b, err := s.open(tb, Lifetime, s.addrs)
+	return s.opened(tb, Lifetime, s.addrs)
+}
+
+// opened opens a session, closed when tb ends, or fails the test.
+func (s *Service) opened(tb testing.TB, lifetime time.Duration, addrs []string) turnstile.Session {
+	tb.Helper()
+	b, closeIt, err := s.open(lifetime, addrs)
 	must(tb, err)
+	tb.Cleanup(closeIt)
 	return b
 }
 
@@ -93,9 +103,7 @@ func (s *Service) Through(tb testing.TB, lifetime time.Duration) (turnstile.Sess
 	}
 	// Registered first, so that it closes after the session.
 	tb.Cleanup(func() { p.Close() })
-	b, err := s.open(tb, lifetime, []string{p.Addr()})
-	must(tb, err)
-	return b, p
+	return s.opened(tb, lifetime, []string{p.Addr()}), p
 }
 
 // Link is one client's way to every server, a proxy per server, which a
@@ -104,12 +112,17 @@ func (s *Service) Through(tb testing.TB, lifetime time.Duration) (turnstile.Sess
 type Link struct {
 	s       *Service
 	proxies []*proxy.Proxy
+
+	mu     sync.Mutex
+	opened map[int]func() // how to close each session not closed yet
+	next   int            // the key of the next session opened
 }
 
-// Linked returns a new link to every server, closed when tb ends.
+// Linked returns a new link to every server, closed when tb ends with
+// every session opened through it.
 func (s *Service) Linked(tb testing.TB) *Link {
 	tb.Helper()
-	l := &Link{s: s}
+	l := &Link{s: s, opened: map[int]func(){}}
 	for _, addr := range s.addrs {
 		p, err := proxy.Start(addr)
 		if err != nil {
@@ -118,20 +131,59 @@ func (s *Service) Linked(tb testing.TB) *Link {
 		tb.Cleanup(func() { p.Close() })
 		l.proxies = append(l.proxies, p)
 	}
+	// Registered last, so that the sessions close before the proxies.
+	tb.Cleanup(func() {
+		l.mu.Lock()
+		left := slices.Collect(maps.Values(l.opened))
+		clear(l.opened)
+		l.mu.Unlock()
+		for _, closeIt := range left {
+			closeIt()
+		}
+	})
 	return l
 }
 
-// Open opens a session with the given lifetime through the link, closed
-// when tb ends. It returns the error when the session cannot start, as
-// during a fault: a new etcd lease's first renewal may reach a member
-// cut off from the one that granted it.
-func (l *Link) Open(tb testing.TB, lifetime time.Duration) (turnstile.Session, error) {
-	tb.Helper()
+// Open opens a session with the given lifetime through the link. It
+// returns the error when the session cannot start, as during a fault: a
+// new etcd lease's first renewal may reach a member cut off from the one
+// that granted it.
+//
+// The function returned closes the session and frees what it was opened
+// with (an etcd client); the link calls it when the test ends if the
+// caller has not. A client that opens session after session calls it
+// for each one it is done with, so that what a long run holds stays
+// bounded.
+func (l *Link) Open(lifetime time.Duration) (turnstile.Session, func(), error) {
+	b, closeIt, err := l.s.open(lifetime, l.Addrs())
+	if err != nil {
+		return nil, nil, err
+	}
+	l.mu.Lock()
+	key := l.next
+	l.next++
+	l.opened[key] = closeIt
+	l.mu.Unlock()
+	return b, func() {
+		l.mu.Lock()
+		_, open := l.opened[key]
+		delete(l.opened, key)
+		l.mu.Unlock()
+		if open {
+			closeIt()
+		}
+	}, nil
+}
+
+// Addrs returns the addresses of the link's proxies, one per server, in
+// the servers' order, for a client of another library to connect
+// through: "host:port" for ZooKeeper, endpoints for etcd.
+func (l *Link) Addrs() []string {
 	addrs := make([]string, len(l.proxies))
 	for i, p := range l.proxies {
 		addrs[i] = p.Addr()
 	}
-	return l.s.open(tb, lifetime, addrs)
+	return addrs
 }
 
 // Cut partitions the client from every server.
@@ -195,9 +247,24 @@ func (s *Service) Writes(tb testing.TB) int64 {
 // zk_watch_count, etcd's etcd_debugging_mvcc_watcher_total.
 func (s *Service) Watches(tb testing.TB) int {
 	tb.Helper()
-	v, err := s.state.watches()
+	v, err := s.state.watches(context.Background(), 0)
 	must(tb, err)
 	return v
+}
+
+// ServerWatches returns how many watches server i holds, as Watches
+// counts them, or the error, for a caller that reads it during faults:
+// a killed server refuses, a paused one answers when ctx has ended.
+func (s *Service) ServerWatches(ctx context.Context, i int) (int, error) {
+	return s.state.watches(ctx, i)
+}
+
+// Nodes returns how many nodes (ZooKeeper) or keys (etcd) lie under
+// name at any depth, name's own node left out: contenders, and a
+// semaphore's waiting room with its contenders. It returns the error,
+// for a caller that reads it during faults.
+func (s *Service) Nodes(ctx context.Context, name string) (int, error) {
+	return s.state.nodes(ctx, name)
 }
 
 // Notified returns how many watch notifications the first server has
@@ -394,13 +461,12 @@ func zookeeper(c *zktest.Cluster) *Service {
 		Name:         "zookeeper",
 		RequestBytes: 40,
 		addrs:        c.Servers(),
-		open: func(tb testing.TB, lifetime time.Duration, addrs []string) (turnstile.Session, error) {
+		open: func(lifetime time.Duration, addrs []string) (turnstile.Session, func(), error) {
 			s, err := zklock.Connect(addrs, zklock.WithSessionTimeout(lifetime))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			tb.Cleanup(func() { s.Close() })
-			return s, nil
+			return s, func() { s.Close() }, nil
 		},
 		nodes:  nodes,
 		leader: c.Leader,
@@ -413,13 +479,17 @@ func etcd(endpoints []string, nodes []node, leader func(context.Context) (int, e
 		Name:         "etcd",
 		RequestBytes: 150,
 		addrs:        endpoints,
-		open: func(tb testing.TB, lifetime time.Duration, addrs []string) (turnstile.Session, error) {
-			s, err := etcdlock.NewSession(etcdtest.NewClient(tb, addrs...), etcdlock.WithTTL(lifetime))
+		open: func(lifetime time.Duration, addrs []string) (turnstile.Session, func(), error) {
+			cli, err := clientv3.New(etcdtest.ClientConfig(addrs...))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			tb.Cleanup(func() { s.Close() })
-			return s, nil
+			s, err := etcdlock.NewSession(cli, etcdlock.WithTTL(lifetime))
+			if err != nil {
+				cli.Close()
+				return nil, nil, err
+			}
+			return s, func() { s.Close(); cli.Close() }, nil
 		},
 		nodes:  nodes,
 		leader: leader,
@@ -471,6 +541,38 @@ func (z *zkState) queued(name string) (int, error) {
 	return len(children) - count(children, recipe.WaitingRoom), err
 }
 
+// nodes counts name's descendants, one level of children at a time. The
+// client has no context: a call waits for the connection, up to its
+// session timeout, and ctx is checked between calls.
+func (z *zkState) nodes(ctx context.Context, name string) (int, error) {
+	conn, err := z.reader()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for level := []string{name}; len(level) > 0; {
+		var next []string
+		for _, path := range level {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			children, _, err := conn.Children(path)
+			if errors.Is(err, zk.ErrNoNode) {
+				continue // gone since its parent was read
+			}
+			if err != nil {
+				return 0, err
+			}
+			for _, c := range children {
+				next = append(next, path+"/"+c)
+			}
+		}
+		n += len(next)
+		level = next
+	}
+	return n, nil
+}
+
 func count(children []string, child string) int {
 	if slices.Contains(children, child) {
 		return 1
@@ -490,8 +592,8 @@ func (z *zkState) writes() (int64, error) {
 	return strconv.ParseInt(m[1], 16, 64)
 }
 
-func (z *zkState) mntr(keys ...string) (int, error) {
-	vars, err := z.c.Node(0).Mntr(context.Background())
+func (z *zkState) mntr(ctx context.Context, server int, keys ...string) (int, error) {
+	vars, err := z.c.Node(server).Mntr(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -506,10 +608,12 @@ func (z *zkState) mntr(keys ...string) (int, error) {
 	return sum, nil
 }
 
-func (z *zkState) watches() (int, error) { return z.mntr("zk_watch_count") }
+func (z *zkState) watches(ctx context.Context, server int) (int, error) {
+	return z.mntr(ctx, server, "zk_watch_count")
+}
 
 func (z *zkState) notified() (int, error) {
-	return z.mntr("zk_sum_node_deleted_watch_count", "zk_sum_node_changed_watch_count",
+	return z.mntr(context.Background(), 0, "zk_sum_node_deleted_watch_count", "zk_sum_node_changed_watch_count",
 		"zk_sum_node_created_watch_count", "zk_sum_node_children_watch_count")
 }
 
@@ -579,18 +683,26 @@ func (e *etcdState) close() {
 	}
 }
 
-func (e *etcdState) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+func (e *etcdState) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	c, err := e.reader()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	return c.Get(ctx, key, opts...)
 }
 
+func (e *etcdState) nodes(ctx context.Context, name string) (int, error) {
+	resp, err := e.get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Count), nil
+}
+
 func (e *etcdState) queued(name string) (int, error) {
-	resp, err := e.get(name+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := e.get(context.Background(), name+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return 0, err
 	}
@@ -604,23 +716,27 @@ func (e *etcdState) queued(name string) (int, error) {
 }
 
 func (e *etcdState) writes() (int64, error) {
-	resp, err := e.get("/")
+	resp, err := e.get(context.Background(), "/")
 	if err != nil {
 		return 0, err
 	}
 	return resp.Header.Revision, nil
 }
 
-func (e *etcdState) metric(name string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+func (e *etcdState) metric(ctx context.Context, server int, name string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	v, err := etcdtest.Metric(ctx, e.endpoints[0], name, nil)
+	v, err := etcdtest.Metric(ctx, e.endpoints[server], name, nil)
 	return int(v), err
 }
 
-func (e *etcdState) watches() (int, error) { return e.metric("etcd_debugging_mvcc_watcher_total") }
+func (e *etcdState) watches(ctx context.Context, server int) (int, error) {
+	return e.metric(ctx, server, "etcd_debugging_mvcc_watcher_total")
+}
 
-func (e *etcdState) notified() (int, error) { return e.metric("etcd_debugging_mvcc_events_total") }
+func (e *etcdState) notified() (int, error) {
+	return e.metric(context.Background(), 0, "etcd_debugging_mvcc_events_total")
+}
 
 func (e *etcdState) layout(string) (map[string][]string, error) { return nil, nil }
 

@@ -413,7 +413,7 @@ func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (recipe.Exit,
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	for first := true; ; first = false {
-		exit, err := s.awaitDelete(ctx, c)
+		exit, err := s.awaitDelete(ctx, c, 0)
 		if exit == recipe.Gone && !first {
 			exit = recipe.Deleted // gone while watched, between two watches
 		}
@@ -426,12 +426,18 @@ func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (recipe.Exit,
 }
 
 // awaitDelete runs one watch for c's deletion, and reports how c left,
-// or 0 with no error if the watch ends first.
-func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (recipe.Exit, error) {
+// or 0 with no error if the watch ends first. It watches from revision
+// from, or, if from is 0, from the current one, and then reads c to see
+// whether it had already gone.
+func (s *Session) awaitDelete(ctx context.Context, c queue.Contender, from int64) (recipe.Exit, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := s.cli.Watch(wctx, c.Key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut(), clientv3.WithPrevKV())
-	for created := false; ; {
+	opts := []clientv3.OpOption{clientv3.WithCreatedNotify(), clientv3.WithFilterPut(), clientv3.WithPrevKV()}
+	if from > 0 {
+		opts = append(opts, clientv3.WithRev(from))
+	}
+	events := s.cli.Watch(wctx, c.Key, opts...)
+	for created := from > 0; ; {
 		select {
 		case resp, ok := <-events:
 			if err := s.errOr(ctx, nil); err != nil {
@@ -479,30 +485,11 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender) (recipe.Ex
 func (s backend) HowLeft(ctx context.Context, c queue.Contender) (recipe.Exit, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	events := s.cli.Watch(ctx, c.Key, clientv3.WithRev(c.Seq+1), clientv3.WithFilterPut(), clientv3.WithPrevKV())
-	for {
-		select {
-		case resp, ok := <-events:
-			if err := s.errOr(ctx, nil); err != nil {
-				return 0, err
-			}
-			if !ok || resp.Err() != nil {
-				return recipe.Gone, nil
-			}
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					if marked(ev.PrevKv, c.Key) {
-						return recipe.Released, nil
-					}
-					return recipe.Deleted, nil
-				}
-			}
-		case <-s.Done():
-			return 0, s.Err()
-		case <-ctx.Done():
-			return 0, s.errOr(ctx, nil)
-		}
+	exit, err := s.awaitDelete(ctx, c, c.Seq+1)
+	if exit == 0 && err == nil {
+		exit = recipe.Gone
 	}
+	return exit, err
 }
 
 // marked reports whether prev, the last state of a deleted key, shows

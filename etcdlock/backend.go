@@ -127,7 +127,8 @@ func joinedQueue(kind turnstile.Kind, prefix string, read *pb.ResponseOp) []queu
 
 // parse reads a contender from a key under prefix: every key directly
 // under it is one, whoever put it there, exclusive unless it is a
-// turnstile reader's or candidate's. Keys of nested names (prefix a/b)
+// turnstile reader's or candidate's, and unless it is a turnstile key a
+// marked Leave has released. Keys of nested names (prefix a/b)
 // are other queues.
 func parse(kv *mvccpb.KeyValue, prefix string) (queue.Contender, bool) {
 	key := string(kv.Key)
@@ -136,6 +137,11 @@ func parse(kv *mvccpb.KeyValue, prefix string) (queue.Contender, bool) {
 		return queue.Contender{}, false
 	}
 	kind, permits, _, ours := queue.ParseNode(node)
+	if ours && kv.Version > 1 {
+		// Put again: marked by its Leave, released, its delete on the
+		// way (see marked).
+		return queue.Contender{}, false
+	}
 	client := queue.Turnstile
 	if !ours {
 		kind, client = turnstile.Exclusive, ""
@@ -432,7 +438,8 @@ func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (recipe.Exit,
 func (s *Session) awaitDelete(ctx context.Context, c queue.Contender, from int64) (recipe.Exit, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithCreatedNotify(), clientv3.WithFilterPut(), clientv3.WithPrevKV()}
+	// Puts too: a marked Leave's put is its release.
+	opts := []clientv3.OpOption{clientv3.WithCreatedNotify(), clientv3.WithPrevKV()}
 	if from > 0 {
 		opts = append(opts, clientv3.WithRev(from))
 	}
@@ -461,14 +468,21 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender, from int64
 				if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
 					return recipe.Gone, nil
 				}
+				if marked(g.Kvs[0], c.Key) {
+					return recipe.Released, nil
+				}
 			}
 			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
+				switch {
+				case ev.Type == clientv3.EventTypeDelete:
 					s.saw(ev.Kv.ModRevision)
 					if marked(ev.PrevKv, c.Key) {
 						return recipe.Released, nil
 					}
 					return recipe.Deleted, nil
+				case marked(ev.Kv, c.Key):
+					s.saw(ev.Kv.ModRevision)
+					return recipe.Released, nil
 				}
 			}
 		case <-s.Done():
@@ -492,9 +506,10 @@ func (s backend) HowLeft(ctx context.Context, c queue.Contender) (recipe.Exit, e
 	return exit, err
 }
 
-// marked reports whether prev, the last state of a deleted key, shows
-// the write of a marked Leave: a turnstile key is put once when it joins,
-// and again only by that write.
+// marked reports whether kv, a key's state (the last, of a deleted key),
+// shows the write of a marked Leave: a turnstile key is put once when it
+// joins, and again only by that write, which is the release; its delete
+// follows.
 func marked(prev *mvccpb.KeyValue, key string) bool {
 	if prev == nil || prev.Version < 2 {
 		return false

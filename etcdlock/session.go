@@ -111,7 +111,9 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	defer cancel()
 	defer context.AfterFunc(cli.Ctx(), cancel)() // a closed client gives up too
 	if o.lease == clientv3.NoLease {
-		resp, err := cli.Grant(ctx, int64(math.Ceil(o.ttl.Seconds())))
+		resp, err := settled(ctx, func() (*clientv3.LeaseGrantResponse, error) {
+			return cli.Grant(ctx, int64(math.Ceil(o.ttl.Seconds())))
+		})
 		if err != nil {
 			err = cmp.Or(o.ctx.Err(), err)
 			return nil, fmt.Errorf("etcdlock: grant lease: %w", refused(err))
@@ -120,8 +122,11 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	}
 	// A first renewal dates the lease, however long the grant took: it
 	// lives at least a TTL from when the renewal was sent.
-	sent := time.Now()
-	resp, err := cli.KeepAliveOnce(ctx, o.lease)
+	var sent time.Time
+	resp, err := settled(ctx, func() (*clientv3.LeaseKeepAliveResponse, error) {
+		sent = time.Now()
+		return cli.KeepAliveOnce(ctx, o.lease)
+	})
 	if err != nil {
 		err = cmp.Or(o.ctx.Err(), err)
 		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, refused(err))
@@ -132,6 +137,23 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	s.keys.salt = rand.Uint64()
 	s.ending.Go(func() { s.keepAlive(sent, ttl) })
 	return s, nil
+}
+
+// settled runs call again, after a pause, while it fails on the way or
+// for overload (a leader being elected, a member too busy), until ctx
+// ends. A grant whose reply was lost leaves a lease that expires unused.
+func settled[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	for {
+		v, err := call()
+		if err == nil || !unsettled(err) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return v, err
+		}
+	}
 }
 
 // keepAlive renews the lease a third of its TTL after each renewal, and

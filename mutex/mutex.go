@@ -62,8 +62,10 @@ type Option func(*recipe.Config)
 // key), the next contender is granted the lock no sooner than d after
 // that end was seen, so that requests the former holder sent before it
 // was cut off can drain first. An Unlock hands over at once: it marks
-// its delete (on ZooKeeper in the same request, on etcd with one more)
-// so that the contender behind it can tell a release from an end.
+// its release (on ZooKeeper a write in the delete's request, on etcd a
+// put before the delete, which the contender behind takes for the
+// release) so that the contender behind it can tell a release from an
+// end.
 //
 // It is a margin for resources that cannot check a fencing token, not a
 // guarantee: a request delayed longer than d still arrives after the

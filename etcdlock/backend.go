@@ -142,16 +142,24 @@ func parse(kv *mvccpb.KeyValue, prefix string) (queue.Contender, bool) {
 		// way (see marked).
 		return queue.Contender{}, false
 	}
-	client := queue.Turnstile
 	if !ours {
-		kind, client = turnstile.Exclusive, ""
-		// etcd's concurrency package, and etcdctl through it, name a
-		// key by its lease's id in hex.
-		if node != "" && strings.Trim(node, "0123456789abcdef") == "" {
-			client = queue.EtcdConcurrency
-		}
+		kind = turnstile.Exclusive
 	}
-	return queue.Contender{Key: key, Kind: kind, Permits: permits, Seq: kv.CreateRevision, Token: kv.CreateRevision, Client: client}, true
+	return queue.Contender{Key: key, Kind: kind, Permits: int32(permits), Seq: kv.CreateRevision, Token: kv.CreateRevision}, true
+}
+
+// client tells which client put key, a contender's.
+func client(key string) string {
+	node := key[strings.LastIndexByte(key, '/')+1:]
+	if _, _, _, ours := queue.ParseNode(node); ours {
+		return queue.Turnstile
+	}
+	// etcd's concurrency package, and etcdctl through it, name a key by
+	// its lease's id in hex.
+	if node != "" && strings.Trim(node, "0123456789abcdef") == "" {
+		return queue.EtcdConcurrency
+	}
+	return ""
 }
 
 // Queue reads the name's keys in create order: one round trip. The read
@@ -299,7 +307,7 @@ func (w *roomWatch) next(ctx context.Context, s *Session) error {
 // key's create revision is its token.
 func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, []queue.Contender, error) {
 	prefix := name + "/"
-	key := s.keys.take(prefix, queue.Word(turnstile.Permit, self.Permits))
+	key := s.keys.take(prefix, queue.Word(turnstile.Permit, int(self.Permits)))
 	then := append([]clientv3.Op{
 		clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease)),
 		clientv3.OpDelete(self.Key),
@@ -318,7 +326,7 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 		return queue.Contender{}, nil, fmt.Errorf("etcdlock: take a permit of %s: %w", name, err)
 	}
 	s.saw(resp.Header.Revision)
-	held := queue.Contender{Key: key, Kind: turnstile.Permit, Permits: self.Permits, Seq: resp.Header.Revision, Client: queue.Turnstile}
+	held := queue.Contender{Key: key, Kind: turnstile.Permit, Permits: self.Permits, Seq: resp.Header.Revision}
 	var q []queue.Contender
 	if resp.Succeeded {
 		// Two ranges, each in create order: merged, the queue.
@@ -367,7 +375,7 @@ func (s backend) Value(ctx context.Context, c queue.Contender) (recipe.Entry, bo
 	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
 		return recipe.Entry{}, false, nil
 	}
-	return recipe.Entry{Value: g.Kvs[0].Value, Token: c.Seq}, true, nil
+	return recipe.Entry{Value: g.Kvs[0].Value, Token: c.Seq, Client: client(c.Key)}, true, nil
 }
 
 // AwaitJoin reads name's keys, and if none is a contender watches the

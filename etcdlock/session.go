@@ -110,15 +110,23 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	ctx, cancel := context.WithTimeout(o.ctx, 30*time.Second)
 	defer cancel()
 	defer context.AfterFunc(cli.Ctx(), cancel)() // a closed client gives up too
+	unknown := func(error) bool { return false } // a lease not found
 	if o.lease == clientv3.NoLease {
 		resp, err := settled(ctx, func() (*clientv3.LeaseGrantResponse, error) {
 			return cli.Grant(ctx, int64(math.Ceil(o.ttl.Seconds())))
-		})
+		}, unknown)
 		if err != nil {
 			err = cmp.Or(o.ctx.Err(), err)
 			return nil, fmt.Errorf("etcdlock: grant lease: %w", refused(err))
 		}
 		o.lease = resp.ID
+		// A lease just granted that a member does not know yet (one that
+		// has not applied the grant, as after a leader change) is not
+		// gone: it cannot have expired.
+		granted := time.Now()
+		unknown = func(err error) bool {
+			return errors.Is(err, rpctypes.ErrLeaseNotFound) && time.Since(granted) < time.Duration(resp.TTL)*time.Second/2
+		}
 	}
 	// A first renewal dates the lease, however long the grant took: it
 	// lives at least a TTL from when the renewal was sent.
@@ -126,7 +134,7 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	resp, err := settled(ctx, func() (*clientv3.LeaseKeepAliveResponse, error) {
 		sent = time.Now()
 		return cli.KeepAliveOnce(ctx, o.lease)
-	})
+	}, unknown)
 	if err != nil {
 		err = cmp.Or(o.ctx.Err(), err)
 		return nil, fmt.Errorf("etcdlock: keep lease %x alive: %w", o.lease, refused(err))
@@ -140,12 +148,13 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 }
 
 // settled runs call again, after a pause, while it fails on the way or
-// for overload (a leader being elected, a member too busy), until ctx
-// ends. A grant whose reply was lost leaves a lease that expires unused.
-func settled[T any](ctx context.Context, call func() (T, error)) (T, error) {
+// for overload (a leader being elected, a member too busy), or as also
+// says, until ctx ends. A grant whose reply was lost leaves a lease that
+// expires unused.
+func settled[T any](ctx context.Context, call func() (T, error), also func(error) bool) (T, error) {
 	for {
 		v, err := call()
-		if err == nil || !unsettled(err) || ctx.Err() != nil {
+		if err == nil || !unsettled(err) && !also(err) || ctx.Err() != nil {
 			return v, err
 		}
 		select {

@@ -124,7 +124,7 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 	for {
 		node, err := callOr(ctx, s.Session, func() (created, error) {
 			send()
-			return s.createIn(name, own, queue.PermitLabel(self.Permits), value, leave)
+			return s.createIn(name, own, queue.PermitLabel(int(self.Permits)), value, leave)
 		}, func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
 			lostReply := err
@@ -410,7 +410,7 @@ func (s backend) Value(ctx context.Context, c queue.Contender) (recipe.Entry, bo
 		if errors.Is(err, zk.ErrNoNode) || err != nil {
 			return res{}, err
 		}
-		return res{recipe.Entry{Value: data, Token: stat.Czxid, Since: time.UnixMilli(stat.Ctime)}, true}, nil
+		return res{recipe.Entry{Value: data, Token: stat.Czxid, Since: time.UnixMilli(stat.Ctime), Client: znode.Client(path.Base(c.Key))}, true}, nil
 	})
 	if errors.Is(err, zk.ErrNoNode) {
 		return recipe.Entry{}, false, nil

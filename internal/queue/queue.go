@@ -18,11 +18,9 @@ type Contender struct {
 	// Kind is the contender's kind, read back from its Key.
 	Kind turnstile.Kind
 	// Permits is the number of permits a Permit contender asked for,
-	// read back from its Key; 0 for other kinds.
-	Permits int
-	// Client names the client that wrote the contender, where its Key
-	// tells (see turnstile.Participant).
-	Client string
+	// read back from its Key; 0 for other kinds. (32 bits, beside Kind:
+	// a held lock keeps copies of its Contender.)
+	Permits int32
 	// Seq is the server's order of arrival within the name: the znode's
 	// sequence number, or the key's create revision.
 	Seq int64
@@ -32,7 +30,8 @@ type Contender struct {
 	Token int64
 }
 
-// The clients a contender's name can tell (see turnstile.Participant).
+// The clients a contender's name can tell (see turnstile.Participant and
+// recipe.Entry).
 const (
 	Turnstile       = "turnstile"
 	Curator         = "Curator"
@@ -104,7 +103,7 @@ func Fits(holders []Contender, permits int) bool {
 		if h.Kind != turnstile.Permit {
 			return false
 		}
-		limit = min(limit, h.Permits)
+		limit = min(limit, int(h.Permits))
 	}
 	return len(holders) < limit
 }

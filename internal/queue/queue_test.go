@@ -153,7 +153,7 @@ func TestParseNode(t *testing.T) {
 }
 
 func TestFits(t *testing.T) {
-	p := func(n int) Contender { return Contender{Kind: turnstile.Permit, Permits: n} }
+	p := func(n int) Contender { return Contender{Kind: turnstile.Permit, Permits: int32(n)} }
 	for _, tc := range []struct {
 		holders []Contender
 		permits int

@@ -109,9 +109,10 @@ type Backend interface {
 
 // Entry is what Value reads of a contender.
 type Entry struct {
-	Value []byte
-	Token int64
-	Since time.Time // zero where the server keeps no time
+	Value  []byte
+	Token  int64
+	Since  time.Time // zero where the server keeps no time
+	Client string    // the client its name tells, as queue's constants name them; "" if none
 }
 
 // Exit is how AwaitExit saw a contender leave the queue.

@@ -38,7 +38,7 @@ func Participants(ctx context.Context, b Backend, name string) ([]turnstile.Part
 			continue // left while listed
 		}
 		ps = append(ps, turnstile.Participant{Key: c.Key, Kind: c.Kind, Holds: i < len(holds) && holds[i],
-			Token: e.Token, Identity: string(e.Value), Client: c.Client, Since: e.Since})
+			Token: e.Token, Identity: string(e.Value), Client: e.Client, Since: e.Since})
 	}
 	return ps, nil
 }

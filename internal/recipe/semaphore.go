@@ -37,7 +37,7 @@ func (l *Lock) acquirePermit(ctx context.Context, permits int, try bool) (*Hold,
 	if err != nil {
 		return nil, err
 	}
-	self.Permits = permits
+	self.Permits = int32(permits)
 	held, q, err := l.promote(ctx, room, self, q, try)
 	if err != nil {
 		l.abandon(self, true)
@@ -105,7 +105,7 @@ func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q
 			}
 			continue
 		}
-		fits := func(holders []queue.Contender) bool { return queue.Fits(holders, self.Permits) }
+		fits := func(holders []queue.Contender) bool { return queue.Fits(holders, int(self.Permits)) }
 		room, err := l.b.AwaitRoom(ctx, l.name, fits, !try)
 		if err != nil {
 			return queue.Contender{}, nil, err

@@ -46,12 +46,17 @@ func Parse(child string) (c queue.Contender, ok bool) {
 		return queue.Contender{}, false
 	}
 	kind, permits := classify(label)
-	return queue.Contender{Key: child, Kind: kind, Permits: permits, Seq: int64(uint32(n)), Client: client(label)}, true
+	return queue.Contender{Key: child, Kind: kind, Permits: int32(permits), Seq: int64(uint32(n))}, true
 }
 
-// client tells which client wrote a contender from the prefix of its
-// name: each names its nodes in a form of its own.
-func client(label string) string {
+// Client tells which client wrote the contender child from its name:
+// each names its nodes in a form of its own. It is "" for a name that
+// does not tell, or no contender's.
+func Client(child string) string {
+	_, label, ok := sequence(child)
+	if !ok {
+		return ""
+	}
 	if rest, ok := strings.CutPrefix(label, protected); ok {
 		// Curator's id is a UUID, dashes and all; go-zookeeper's 32
 		// hex digits; turnstile's 16.

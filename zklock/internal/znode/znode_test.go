@@ -99,7 +99,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, n := range []int{1, 3, 1 << 20} {
 		child := Own(ours) + queue.PermitLabel(n) + "0000000042"
-		if c, ok := Parse(child); !ok || c.Kind != p || c.Permits != n {
+		if c, ok := Parse(child); !ok || c.Kind != p || int(c.Permits) != n {
 			t.Errorf("Parse(%q) = %v %d permits %v; want %v %d permits", child, c.Kind, c.Permits, ok, p, n)
 		}
 	}
@@ -221,13 +221,14 @@ func TestClient(t *testing.T) {
 		"_c_xyz-lock-0000000019":               "",
 		"_c_" + uuid[:35] + "x-lock-000000020": "",
 	} {
-		c, ok := Parse(child)
-		if !ok {
+		if _, ok := Parse(child); !ok {
 			t.Errorf("Parse(%q) refused it", child)
-			continue
 		}
-		if c.Client != want {
-			t.Errorf("Parse(%q).Client = %q, want %q", child, c.Client, want)
+		if got := Client(child); got != want {
+			t.Errorf("Client(%q) = %q, want %q", child, got, want)
 		}
+	}
+	if got := Client("config"); got != "" {
+		t.Errorf("Client of no contender = %q", got)
 	}
 }

@@ -121,8 +121,13 @@ func runAll(t *testing.T, s *servicetest.Service, n, want int, fault func()) *te
 	var faultOnce sync.Once
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for i := range n {
-		sess := s.Session(t)
+	// Every session opens before any worker starts, so that the fault
+	// meets workers, not sessions being opened.
+	sessions := make([]turnstile.Session, n)
+	for i := range sessions {
+		sessions[i] = s.Session(t)
+	}
+	for i, sess := range sessions {
 		id := fmt.Sprintf("worker-%d", i)
 		wg.Add(1)
 		go func() {

@@ -179,12 +179,17 @@ func cycle(t *testing.T, s *servicetest.Service, readers, writers, rounds int, f
 	var faultOnce sync.Once
 	var faultWG sync.WaitGroup
 	errs := make(chan error, readers+writers)
-	for i := range readers + writers {
+	// Every session opens before any contender starts, so that the fault
+	// meets contenders, not sessions being opened.
+	rws := make([]*rwlock.RWMutex, readers+writers)
+	for i := range rws {
+		rws[i] = rwlock.New(s.Session(t), name)
+	}
+	for i, rw := range rws {
 		k := read
 		if i >= readers {
 			k = write
 		}
-		rw := rwlock.New(s.Session(t), name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

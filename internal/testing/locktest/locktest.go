@@ -419,8 +419,13 @@ func Cycle(t *testing.T, env Env, n, rounds int, fault func()) {
 	var faultOnce sync.Once
 	var faultDone sync.WaitGroup
 	var wg sync.WaitGroup
-	for i := range n {
-		m := env.NewMutex(t, name)
+	// Every session opens before any contender starts, so that the fault
+	// meets contenders, not sessions being opened.
+	ms := make([]Locker, n)
+	for i := range ms {
+		ms[i] = env.NewMutex(t, name)
+	}
+	for i, m := range ms {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -208,7 +208,6 @@ func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.C
 		}
 	}()
 	// The holders, without the waiters, in one read.
-	room := prefix + recipe.WaitingRoom
 	read := holdersRead(prefix)
 	for {
 		resp, err := s.cli.Txn(ctx).Then(read...).Commit()
@@ -234,7 +233,7 @@ func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.C
 			// Watches started at an older revision would be caught up
 			// only every 100 ms. These start now, and the read that
 			// follows their creation shows any change before.
-			w = s.watchRoom(ctx, prefix, room)
+			w = s.watchRoom(ctx, prefix)
 		}
 		if err := w.next(ctx, s.Session); err != nil {
 			return false, err
@@ -255,13 +254,14 @@ type roomWatch struct {
 	cancel  context.CancelFunc
 }
 
-func (s *Session) watchRoom(ctx context.Context, prefix, room string) *roomWatch {
+func (s *Session) watchRoom(ctx context.Context, prefix string) *roomWatch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &roomWatch{cancel: cancel}
 	// Only a delete makes room: a put is the first waiter's own move, or
 	// a contender of another recipe joining.
-	w.chans[0] = s.cli.Watch(ctx, prefix, clientv3.WithRange(room+"/"), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
-	w.chans[1] = s.cli.Watch(ctx, room+"0", clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+	for i, r := range holderRanges(prefix) {
+		w.chans[i] = s.cli.Watch(ctx, r[0], clientv3.WithRange(r[1]), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+	}
 	return w
 }
 
@@ -356,11 +356,19 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 // holdersRead reads the keys of a semaphore's name on either side of its
 // waiting room's: its holders, and any other contender, not its waiters.
 func holdersRead(prefix string, opts ...clientv3.OpOption) []clientv3.Op {
-	room := prefix + recipe.WaitingRoom
-	return []clientv3.Op{
-		clientv3.OpGet(prefix, append(opts, clientv3.WithRange(room+"/"), clientv3.WithKeysOnly())...),
-		clientv3.OpGet(room+"0", append(opts, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithKeysOnly())...),
+	var read []clientv3.Op
+	for _, r := range holderRanges(prefix) {
+		read = append(read, clientv3.OpGet(r[0], append([]clientv3.OpOption{clientv3.WithRange(r[1]), clientv3.WithKeysOnly()}, opts...)...))
 	}
+	return read
+}
+
+// holderRanges are the key ranges, [start, end), of a semaphore's name
+// on either side of its waiting room's, which its holders' reads and
+// watches share.
+func holderRanges(prefix string) [2][2]string {
+	room := prefix + recipe.WaitingRoom
+	return [2][2]string{{prefix, room + "/"}, {room + "0", clientv3.GetPrefixRangeEnd(prefix)}}
 }
 
 // Value reads c's key: one round trip.

@@ -140,7 +140,7 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 			continue
 		}
 		var fleet []*client
-		for _, kind := range fleetOf(t, s.Name) {
+		for _, kind := range fleetOf(t, s.Name, *withCurator) {
 			for i := range cfg.Foreign {
 				c := &client{id: fmt.Sprintf("%s-%d", kind, i+1), link: s.Linked(t)}
 				l := rr.newLocker(kind, c)

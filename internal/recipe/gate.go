@@ -10,9 +10,11 @@ import (
 // time, in arrival order, so that a value never has more than one
 // contender in the server's queue.
 type gate struct {
-	mu      sync.Mutex
-	busy    bool
-	waiters []chan struct{}
+	mu   sync.Mutex
+	busy bool
+	// waiters is made by the first goroutine that waits: most values
+	// never see two at once, and a held lock should stay small.
+	waiters *[]chan struct{}
 }
 
 // enter blocks until the caller's turn or until ctx ends; on ctx's end it
@@ -25,7 +27,10 @@ func (g *gate) enter(ctx context.Context) error {
 		return nil
 	}
 	turn := make(chan struct{})
-	g.waiters = append(g.waiters, turn)
+	if g.waiters == nil {
+		g.waiters = new([]chan struct{})
+	}
+	*g.waiters = append(*g.waiters, turn)
 	g.mu.Unlock()
 
 	select {
@@ -40,7 +45,7 @@ func (g *gate) enter(ctx context.Context) error {
 		g.mu.Unlock()
 		g.leave()
 	default:
-		g.waiters = slices.DeleteFunc(g.waiters, func(c chan struct{}) bool { return c == turn })
+		*g.waiters = slices.DeleteFunc(*g.waiters, func(c chan struct{}) bool { return c == turn })
 		g.mu.Unlock()
 	}
 	return ctx.Err()
@@ -61,10 +66,11 @@ func (g *gate) tryEnter() bool {
 func (g *gate) leave() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.waiters) == 0 {
+	if g.waiters == nil || len(*g.waiters) == 0 {
 		g.busy = false
 		return
 	}
-	close(g.waiters[0])
-	g.waiters = g.waiters[1:]
+	w := *g.waiters
+	close(w[0])
+	*g.waiters = w[1:]
 }

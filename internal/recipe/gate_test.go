@@ -39,8 +39,8 @@ func TestGateFIFO(t *testing.T) {
 			t.Fatalf("order %v, want 0..4", order)
 		}
 	}
-	if g.busy || len(g.waiters) != 0 {
-		t.Fatalf("gate not free at the end: busy %v, %d waiters", g.busy, len(g.waiters))
+	if g.busy || len(*g.waiters) != 0 {
+		t.Fatalf("gate not free at the end: busy %v, %d waiters", g.busy, len(*g.waiters))
 	}
 }
 
@@ -82,7 +82,10 @@ func waitWaiters(t *testing.T, g *gate, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		g.mu.Lock()
-		got := len(g.waiters)
+		got := 0
+		if g.waiters != nil {
+			got = len(*g.waiters)
+		}
 		g.mu.Unlock()
 		if got == n {
 			return

@@ -33,26 +33,13 @@ const (
 type Lock struct {
 	b    Backend
 	name string
-	err  error // set at construction: every call fails with it
 
-	// delay is the lock-delay (Config).
-	delay time.Duration
-	// identity is what the Lock's contenders store (Config).
-	identity []byte
+	set *settings // shared by every Lock left at the defaults
 
 	gate gate
 
 	mu   sync.Mutex
 	held *Hold
-}
-
-// Hold is a granted place at the head of a queue.
-type Hold struct {
-	Self queue.Contender
-	Lost <-chan struct{}
-	// leaving is set once a Release has failed, whose delete may yet
-	// land: the contender's absence is then no loss.
-	leaving bool
 }
 
 // New returns a Lock on name over s. A nil s, one no backend package
@@ -61,11 +48,11 @@ type Hold struct {
 // call.
 func New(s turnstile.Session, name string) *Lock {
 	b, err := Of(s)
-	l := &Lock{b: b, name: name, identity: defaultIdentity()}
+	l := &Lock{b: b, name: name, set: defaults()}
 	if err != nil {
-		l.err = fmt.Errorf("%w: lock %q", err, name)
+		l.fail(fmt.Errorf("%w: lock %q", err, name))
 	} else {
-		l.err = turnstile.ValidateName(name)
+		l.fail(turnstile.ValidateName(name))
 	}
 	return l
 }
@@ -84,31 +71,52 @@ type Config struct {
 	Identity string
 }
 
-// defaultIdentity names this process as an operator looks for it.
-var defaultIdentity = sync.OnceValue(func() []byte {
+// settings is a Config as a Lock keeps it, with the error every call of
+// a Lock made wrong fails with.
+type settings struct {
+	err      error
+	delay    time.Duration
+	identity []byte
+}
+
+// fail makes every call fail with err, if not nil and the first.
+func (l *Lock) fail(err error) {
+	if err != nil && l.set.err == nil {
+		set := *l.set
+		set.err = err
+		l.set = &set
+	}
+}
+
+// defaults are the settings of a Lock without options: no lock-delay,
+// and an identity that names this process as an operator looks for it.
+var defaults = sync.OnceValue(func() *settings {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "unknown"
 	}
-	return []byte(fmt.Sprintf("%s:%d", host, os.Getpid()))
+	return &settings{identity: []byte(fmt.Sprintf("%s:%d", host, os.Getpid()))}
 })
 
 // Configure applies a recipe's options to l. An option out of range
 // makes every call fail with an error matching turnstile.ErrInvalidOption.
 func Configure[O ~func(*Config)](l *Lock, opts []O) {
+	if len(opts) == 0 {
+		return
+	}
 	var c Config
 	for _, opt := range opts {
 		opt(&c)
 	}
-	if c.Delay < 0 && l.err == nil {
-		l.err = fmt.Errorf("%w: lock-delay %v for %s, want 0 or more", turnstile.ErrInvalidOption, c.Delay, l.name)
+	l.set = &settings{err: l.set.err, delay: c.Delay, identity: l.set.identity}
+	if c.Delay < 0 {
+		l.fail(fmt.Errorf("%w: lock-delay %v for %s, want 0 or more", turnstile.ErrInvalidOption, c.Delay, l.name))
 	}
-	l.delay = c.Delay
 	if c.Identity != "" {
-		if err := turnstile.ValidateID(c.Identity); err != nil && l.err == nil {
-			l.err = fmt.Errorf("%w: identity for %s: %w", turnstile.ErrInvalidOption, l.name, err)
+		if err := turnstile.ValidateID(c.Identity); err != nil {
+			l.fail(fmt.Errorf("%w: identity for %s: %w", turnstile.ErrInvalidOption, l.name, err))
 		}
-		l.identity = []byte(c.Identity)
+		l.set.identity = []byte(c.Identity)
 	}
 }
 
@@ -117,7 +125,7 @@ func (l *Lock) Backend() Backend { return l.b }
 
 // Err returns the error every call fails with, found at construction:
 // a nil backend or an invalid name.
-func (l *Lock) Err() error { return l.err }
+func (l *Lock) Err() error { return l.set.err }
 
 // isNil sees through an interface holding a nil pointer, which is what a
 // nil *zklock.Session passed as a Session is.
@@ -142,8 +150,8 @@ func (l *Lock) Acquire(ctx context.Context, kind turnstile.Kind, label string, v
 // enter runs acquire for a goroutine whose turn on the value has come,
 // and keeps the hold it returns.
 func (l *Lock) enter(ctx context.Context, try bool, acquire func() (*Hold, error)) error {
-	if l.err != nil {
-		return l.err
+	if err := l.set.err; err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err // before anything reaches the server
@@ -168,7 +176,7 @@ func (l *Lock) enter(ctx context.Context, try bool, acquire func() (*Hold, error
 
 func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, value []byte, try bool) (*Hold, error) {
 	if value == nil {
-		value = l.identity
+		value = l.set.identity
 	}
 	self, q, err := l.b.Join(ctx, l.name, kind, label, value)
 	if err != nil {
@@ -194,9 +202,7 @@ func (l *Lock) acquire(ctx context.Context, kind turnstile.Kind, label string, v
 
 // track has the session's Tracker watch over a new hold.
 func (l *Lock) track(h *Hold) *Hold {
-	lost := make(chan struct{})
-	h.Lost = lost
-	l.b.Tracker().add(l.b, h.Self, func(error) { close(lost) })
+	l.b.Tracker().add(l.b, h)
 	return h
 }
 
@@ -213,20 +219,20 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 				return nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 			}
 			exit, err := l.b.AwaitExit(ctx, d.Wait)
-			if err == nil && exit == Gone && l.delay > 0 {
+			if err == nil && exit == Gone && l.set.delay > 0 {
 				exit, err = l.b.HowLeft(ctx, d.Wait)
 			}
 			if err != nil {
 				return nil, err
 			}
 			delayed := false
-			if l.delay > 0 && exit != Released {
+			if l.set.delay > 0 && exit != Released {
 				// The one ahead may have held, or been serving a delay,
 				// and did not release: its holder's requests may still
 				// be on their way. (Even a reader's: it may have served
 				// a writer's delay.)
-				*owed = time.Now().Add(l.delay)
-				if err := pause(ctx, l.delay); err != nil {
+				*owed = time.Now().Add(l.set.delay)
+				if err := pause(ctx, l.set.delay); err != nil {
 					return nil, err
 				}
 				delayed = true
@@ -271,7 +277,7 @@ func pause(ctx context.Context, d time.Duration) error {
 // tells the one behind that it need not wait.
 func (l *Lock) abandon(self queue.Contender, clean bool) {
 	session.Cleanup(l.b.Done(), func(ctx context.Context) bool {
-		err := l.b.Leave(ctx, self, true, l.delay > 0 && clean)
+		err := l.b.Leave(ctx, self, true, l.set.delay > 0 && clean)
 		return err == nil || errors.Is(err, turnstile.ErrLost) || errors.Is(err, turnstile.ErrSessionClosed)
 	})
 }
@@ -283,8 +289,8 @@ func (l *Lock) abandon(self queue.Contender, clean bool) {
 // other error (the server unreachable) leaves the hold in place for
 // another Release.
 func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
-	if l.err != nil {
-		return l.err
+	if err := l.set.err; err != nil {
+		return err
 	}
 	l.mu.Lock()
 	h := l.held
@@ -302,8 +308,8 @@ func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 	if l.gone(h) {
 		err = fmt.Errorf("%w: %s", turnstile.ErrLost, h.Self.Key)
 	} else {
-		t.leaving(h.Self)
-		err = l.b.Leave(ctx, h.Self, h.leaving, l.delay > 0)
+		t.releasing(h)
+		err = l.b.Leave(ctx, h.Self, h.leaving, l.set.delay > 0)
 		if err != nil && !errors.Is(err, turnstile.ErrLost) && !errors.Is(err, turnstile.ErrSessionClosed) {
 			// The hold stays for another Release. Its delete may yet
 			// land, so from now on the contender's absence is no loss.
@@ -314,7 +320,7 @@ func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 			return err
 		}
 	}
-	t.remove(h.Self, err) // a hold found lost is told so, if it was not yet
+	t.remove(h, err != nil) // a hold found lost is told so, if it was not yet
 	l.gate.leave()
 	return err
 }
@@ -375,14 +381,14 @@ func (l *Lock) Holds(kind turnstile.Kind) bool {
 // gone reports whether h is lost, whether or not its loss channel has
 // closed yet: a session that has ended holds nothing.
 func (l *Lock) gone(h *Hold) bool {
-	return Closed(h.Lost) || Closed(l.b.Done())
+	return l.b.Tracker().ended(h) || Closed(l.b.Done())
 }
 
 // Lost returns the current hold's loss channel, or nil when nothing is
 // held.
 func (l *Lock) Lost() <-chan struct{} {
 	if h := l.current(); h != nil {
-		return h.Lost
+		return l.b.Tracker().Lost(h)
 	}
 	return nil
 }

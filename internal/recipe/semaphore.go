@@ -33,7 +33,7 @@ func (l *Lock) AcquirePermit(ctx context.Context, permits int, try bool) error {
 
 func (l *Lock) acquirePermit(ctx context.Context, permits int, try bool) (*Hold, error) {
 	room := l.name + "/" + WaitingRoom
-	self, q, err := l.b.Join(ctx, room, turnstile.Permit, queue.PermitLabel(permits), l.identity)
+	self, q, err := l.b.Join(ctx, room, turnstile.Permit, queue.PermitLabel(permits), l.set.identity)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +117,6 @@ func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q
 		// holders meanwhile (a contender of another kind may: settle
 		// waits for it); should self have been removed meanwhile, and
 		// another waiter be first, the move fails.
-		return l.b.Promote(ctx, self, l.name, l.identity)
+		return l.b.Promote(ctx, self, l.name, l.set.identity)
 	}
 }

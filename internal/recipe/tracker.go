@@ -2,11 +2,9 @@ package recipe
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/internal/queue"
 )
 
@@ -27,65 +25,97 @@ const SweepPeriod = time.Second
 // read or Backend.Check that admission takes, and a waiter's calls end
 // with its session. The zero Tracker is ready for use.
 type Tracker struct {
-	mu       sync.Mutex
-	entries  map[held]*entry
+	mu       sync.Mutex // guards the holds' loss state too
+	holds    map[*Hold]struct{}
 	sweeping bool
 }
 
-// held names one hold: a backend may put a key again for a later
-// contender, with a new Seq.
-type held struct {
-	key string
-	seq int64
-}
+// Hold is a granted place at the head of a queue.
+type Hold struct {
+	Self queue.Contender
 
-// entry is one tracked hold.
-type entry struct {
-	self queue.Contender
-	lose func(error) // called at most once, outside the Tracker's lock
-	old  bool        // there at the previous sweep: due for a check
-	// leaving is set while a Release may have removed the contender: its
-	// absence is then no loss, and it is not checked, but the end of the
-	// session still is a loss.
+	// lost is closed once the hold is lost, made only when asked for
+	// (Tracker.Lost): thousands of holds on a session need not each
+	// carry a channel.
+	lost  chan struct{}
+	ended bool // lost, whether or not lost has been made
+
+	// releasing is set once a Release has begun: the contender's
+	// absence is then no loss, though the end of the session still is.
+	releasing bool
+	// leaving is set once a Release has failed, whose delete may yet
+	// land: the next Release is a retry.
 	leaving bool
+	// old is set at the first sweep that sees the hold: it is checked
+	// from the next one on.
+	old bool
 }
 
-func heldBy(c queue.Contender) held { return held{c.Key, c.Seq} }
+// closed is the loss channel of every hold lost before anyone asked.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// add tracks self: lose is called, once, if self leaves the queue other
-// than by Release, or the session ends, while tracked.
-func (t *Tracker) add(b Backend, self queue.Contender, lose func(error)) {
+// add tracks h, which has not been lost: it is told, once, if its
+// contender leaves the queue other than by Release, or the session ends.
+func (t *Tracker) add(b Backend, h *Hold) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.entries == nil {
-		t.entries = make(map[held]*entry)
+	if t.holds == nil {
+		t.holds = make(map[*Hold]struct{})
 	}
-	t.entries[heldBy(self)] = &entry{self: self, lose: lose}
+	t.holds[h] = struct{}{}
 	if !t.sweeping {
 		t.sweeping = true
 		go t.sweep(b)
 	}
 }
 
-// leaving marks self as being released: from now on only the end of the
-// session is a loss.
-func (t *Tracker) leaving(self queue.Contender) {
+// Lost returns the channel that closes when h is lost.
+func (t *Tracker) Lost(h *Hold) <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e, ok := t.entries[heldBy(self)]; ok {
-		e.leaving = true
+	switch {
+	case h.lost != nil:
+	case h.ended:
+		h.lost = closed
+	default:
+		h.lost = make(chan struct{})
+	}
+	return h.lost
+}
+
+// ended reports whether h has been lost.
+func (t *Tracker) ended(h *Hold) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return h.ended
+}
+
+// end marks h lost, with t.mu held.
+func (h *Hold) end() {
+	if !h.ended {
+		h.ended = true
+		if h.lost != nil {
+			close(h.lost)
+		}
 	}
 }
 
-// remove stops tracking self, released. With err, self was found lost
-// instead, and is told so now if it has not been.
-func (t *Tracker) remove(self queue.Contender, err error) {
+// releasing marks h as being released: from now on only the end of the
+// session is a loss.
+func (t *Tracker) releasing(h *Hold) {
 	t.mu.Lock()
-	e, ok := t.entries[heldBy(self)]
-	delete(t.entries, heldBy(self))
-	t.mu.Unlock()
-	if ok && err != nil {
-		e.lose(err)
+	defer t.mu.Unlock()
+	h.releasing = true
+}
+
+// remove stops tracking h, released. With lost set, h was found lost
+// instead, and is told so now if it has not been.
+func (t *Tracker) remove(h *Hold, lost bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.holds, h)
+	if lost {
+		h.end()
 	}
 }
 
@@ -96,71 +126,78 @@ func (t *Tracker) sweep(b Backend) {
 	for {
 		select {
 		case <-b.Done():
-			t.endAll(b)
+			t.endAll()
 			return
 		case <-tick.C:
 		}
-		due := t.due()
-		if due == nil {
+		due, ok := t.due()
+		if !ok {
 			return
 		}
 		if len(due) == 0 {
 			continue
 		}
+		cs := make([]queue.Contender, len(due))
+		for i, h := range due {
+			cs[i] = h.Self
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), SweepPeriod)
-		gone, err := b.Gone(ctx, due)
+		gone, err := b.Gone(ctx, cs)
 		cancel()
 		if err == nil {
-			t.lose(gone)
+			t.lose(due, gone)
 		}
 	}
 }
 
 // due returns the holds that were there at the previous sweep and are not
-// being released, and marks the rest for the next; nil, once there are
-// none left, ends the sweep.
-func (t *Tracker) due() []queue.Contender {
+// being released, and marks the rest for the next; ok false, once there
+// are none left, ends the sweep.
+func (t *Tracker) due() (due []*Hold, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.entries) == 0 {
+	if len(t.holds) == 0 {
 		t.sweeping = false
-		return nil
+		return nil, false
 	}
-	due := []queue.Contender{}
-	for _, e := range t.entries {
-		if e.old && !e.leaving {
-			due = append(due, e.self)
+	for h := range t.holds {
+		if h.old && !h.releasing {
+			due = append(due, h)
 		}
-		e.old = true
+		h.old = true
 	}
-	return due
+	return due, true
 }
 
-// lose tells the holds found gone, if they are still tracked and not
-// being released.
-func (t *Tracker) lose(gone []queue.Contender) {
-	var lost []*entry
-	t.mu.Lock()
-	for _, c := range gone {
-		if e, ok := t.entries[heldBy(c)]; ok && !e.leaving {
-			delete(t.entries, heldBy(c))
-			lost = append(lost, e)
-		}
+// lose tells those of due that Backend.Gone found gone, if they are
+// still tracked and not being released.
+func (t *Tracker) lose(due []*Hold, gone []queue.Contender) {
+	if len(gone) == 0 {
+		return
 	}
-	t.mu.Unlock()
-	for _, e := range lost {
-		e.lose(fmt.Errorf("%w: %s was deleted by someone else", turnstile.ErrLost, e.self.Key))
+	byKey := make(map[queue.Contender]*Hold, len(due))
+	for _, h := range due {
+		byKey[h.Self] = h
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range gone {
+		if h := byKey[c]; h != nil && !h.releasing {
+			if _, tracked := t.holds[h]; tracked {
+				delete(t.holds, h)
+				h.end()
+			}
+		}
 	}
 }
 
 // endAll tells every hold that the session has ended.
-func (t *Tracker) endAll(b Backend) {
+func (t *Tracker) endAll() {
 	t.mu.Lock()
-	entries := t.entries
-	t.entries = nil
-	t.sweeping = false
-	t.mu.Unlock()
-	for _, e := range entries {
-		e.lose(b.Err())
+	defer t.mu.Unlock()
+	for h := range t.holds {
+		h.end()
 	}
+	t.holds = nil
+	t.sweeping = false
 }

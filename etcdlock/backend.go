@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -672,9 +673,15 @@ func (s *Session) delete(ctx context.Context, key string, rev int64) (*clientv3.
 // once it is surely gone; until then no other join of the session puts
 // it, so a late put or delete of one contender never meets the next.
 type keySlots struct {
-	salt  uint64 // random per session, so that no two sessions share a key
-	mu    sync.Mutex
-	taken map[string]bool
+	salt uint64 // random per session, so that no two sessions share a key
+	mu   sync.Mutex
+	// taken holds the taken keys' hashes, a few bytes a key beside the
+	// key itself. A key whose hash is taken counts as taken, so no two
+	// taken keys share a hash (a slot skipped at worst), and a key given
+	// back frees its own hash alone, unless a key never taken shares a
+	// 64-bit hash with a taken one.
+	taken map[uint64]struct{}
+	seed  maphash.Seed
 }
 
 // take returns the first key under prefix, of the form queue.Node
@@ -683,13 +690,15 @@ func (k *keySlots) take(prefix, word string) string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.taken == nil {
-		k.taken = make(map[string]bool)
+		k.taken = make(map[uint64]struct{})
+		k.seed = maphash.MakeSeed()
 	}
 	for slot := uint64(0); ; slot++ {
 		// Slots spread over the id space, as random ids would be.
 		key := prefix + queue.Node(word, fmt.Sprintf("%016x", k.salt^(slot*0x9e3779b97f4a7c15)))
-		if !k.taken[key] {
-			k.taken[key] = true
+		h := maphash.String(k.seed, key)
+		if _, taken := k.taken[h]; !taken {
+			k.taken[h] = struct{}{}
 			return key
 		}
 	}
@@ -699,7 +708,9 @@ func (k *keySlots) take(prefix, word string) string {
 func (k *keySlots) give(key string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	delete(k.taken, key)
+	if k.taken != nil {
+		delete(k.taken, maphash.String(k.seed, key))
+	}
 }
 
 // discard removes key, put by a join whose caller left or failed, if it

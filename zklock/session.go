@@ -135,8 +135,8 @@ type Session struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
-	tracker      recipe.Tracker
-	stampRefused sync.Map // names under which this session may not write its own node
+	tracker     recipe.Tracker
+	markRefused sync.Map // names under which this session may not write its own nodes
 }
 
 // Connect opens a session on the ZooKeeper ensemble at servers

@@ -3,6 +3,7 @@ package zklock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -608,6 +609,46 @@ func TestOthersData(t *testing.T) {
 	require.Equal(t, "owner's config", string(data))
 	require.Equal(t, before.Version, after.Version, "the lock znode's data version")
 	require.Equal(t, before.Mzxid, after.Mzxid, "the lock znode's mzxid")
+}
+
+// Every hold's token is its node's czxid, also when other contenders
+// join and leave between a join's create and its read, the case where the
+// token is not read off the parent's stat.
+func TestTokenUnderContention(t *testing.T) {
+	ctx := context.Background()
+	c := shared.Get(t)
+	name := locktest.Top()
+	observer := connect(t, c).Conn()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		m := zklock.NewMutex(connect(t, c), name)
+		wg.Go(func() {
+			for range 40 {
+				if err := m.Lock(ctx); err != nil {
+					errs <- err
+					return
+				}
+				_, stat, err := observer.Exists(m.Sequencer().Key)
+				if err == nil && (stat == nil || stat.Czxid != m.Token()) {
+					err = fmt.Errorf("token %d of %s, czxid %+v", m.Token(), m.Sequencer().Key, stat)
+				}
+				if err := m.Unlock(ctx); err != nil {
+					errs <- err
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 // A Session shows what its users call, and none of the queue operations

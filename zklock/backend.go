@@ -535,10 +535,25 @@ func (s backend) Check(ctx context.Context, self queue.Contender) error {
 	return nil
 }
 
-// Gone reads each node of cs: a request each, reads that the server
-// answers alone. (A multi of version checks would take one request, but
-// ZooKeeper logs and replicates it as a write.)
+// Gone reads nodes of cs, goneReads at most, a request each: reads that
+// the server answers alone. (A multi of version checks would take one
+// request, but ZooKeeper logs and replicates it as a write.) The bound
+// keeps what a session costs the server per second flat however many
+// locks it holds: past it, each call reads the goneReads nodes that
+// follow, in key order, the last one the previous call read, so that a
+// node is read at least once in every ⌈len(cs)/goneReads⌉ calls.
 func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Contender, error) {
+	if len(cs) > goneReads {
+		slices.SortFunc(cs, func(a, b queue.Contender) int { return strings.Compare(a.Key, b.Key) })
+		next, _ := slices.BinarySearchFunc(cs, s.swept, func(c queue.Contender, key string) int {
+			if c.Key <= key {
+				return -1
+			}
+			return 1
+		})
+		cs = append(cs[next:len(cs):len(cs)], cs[:next]...)[:goneReads]
+		s.swept = cs[len(cs)-1].Key
+	}
 	var gone []queue.Contender
 	for _, c := range cs {
 		stat, err := s.stat(ctx, c.Key)
@@ -551,6 +566,9 @@ func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Conten
 	}
 	return gone, nil
 }
+
+// goneReads is the most reads one Gone makes.
+const goneReads = 64
 
 // Tracker returns the session's tracker of its contenders.
 func (s backend) Tracker() *recipe.Tracker { return &s.tracker }

@@ -136,6 +136,7 @@ type Session struct {
 	quitOnce sync.Once
 
 	tracker     recipe.Tracker
+	swept       string   // the last key Gone read; only the tracker's one sweep calls Gone
 	markRefused sync.Map // names under which this session may not write its own nodes
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/syncbuf"
@@ -501,6 +503,52 @@ func TestNodeDeleted(t *testing.T) {
 	}
 	require.Zero(t, m.Token(), "token of a lost hold")
 	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
+}
+
+// A session holding many locks reads only so many of their nodes a
+// second, and still finds each deleted one in time: the server's load
+// from a session stays flat however many locks it holds.
+func TestManyHolds(t *testing.T) {
+	ctx := context.Background()
+	c := shared.Get(t)
+	base := locktest.Name()
+	s := connect(t, c)
+	ms := make([]*zklock.Mutex, 300)
+	for i := range ms {
+		ms[i] = zklock.NewMutex(s, base+"/"+strconv.Itoa(i))
+		require.NoError(t, ms[i].Lock(ctx))
+	}
+	deleted := ms[137]
+	b := locktest.Backend(t, connect(t, c))
+	q, err := b.Queue(ctx, path.Dir(deleted.Sequencer().Key))
+	require.NoError(t, err)
+	require.NoError(t, b.Leave(ctx, q[0], false, false))
+	// 64 reads a second reach every one of 300 holds within 5 seconds.
+	select {
+	case <-deleted.Lost():
+	case <-time.After(5*recipe.SweepPeriod + 2*time.Second):
+		t.Fatal("Lost() still open after the node was deleted")
+	}
+
+	packets := func() int64 {
+		m, err := c.Node(0).Mntr(ctx)
+		require.NoError(t, err)
+		n, err := strconv.ParseInt(m["zk_packets_received"], 10, 64)
+		require.NoError(t, err)
+		return n
+	}
+	before := packets()
+	time.Sleep(5 * recipe.SweepPeriod)
+	// 64 reads a period, and the pings of the few sessions open.
+	require.LessOrEqual(t, packets()-before, int64(5*64+100), "requests in five sweeps of 300 holds")
+
+	for i, m := range ms {
+		if m == deleted {
+			continue
+		}
+		require.False(t, recipe.Closed(m.Lost()), "hold %d lost", i)
+		require.NoError(t, m.Unlock(ctx))
+	}
 }
 
 // A connection the caller opened works as a session, which then owns it.

@@ -11,7 +11,10 @@ import (
 // SweepPeriod is how often a session that holds anything checks that its
 // holds are all still queued. A hold whose contender someone else
 // deleted (an operator's act, or another program's) is told within two
-// periods and a round trip; the end of the session is told at once.
+// periods and a round trip where the backend checks them all at once
+// (etcd), and within a period more than the backend takes to go round
+// them where it reads them a few at a time (ZooKeeper, 64 a period); the
+// end of the session is told at once.
 const SweepPeriod = time.Second
 
 // Tracker notices that one of a session's holds has ended other than by

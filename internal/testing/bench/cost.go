@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 )
+
+// heldWindow is how long Cost counts the server's requests while the
+// locks are held: several of the sessions' periodic checks.
+const heldWindow = 5 * time.Second
 
 // Cost is what a lock costs the client, and the server's watches, per
 // uncontended Lock+Unlock and per lock held. Every figure is a median of
@@ -23,6 +28,7 @@ type Cost struct {
 	HeldGoroutines [2]float64 // goroutines alive
 	HeldBytes      [2]float64 // heap and stack bytes in use
 	HeldWatches    [2]float64 // watches the server holds
+	HeldRequests   [2]float64 // requests the server receives per second, while the locks are held
 }
 
 // Cost measures, in each round, o.Pairs uncontended Lock+Unlock pairs on
@@ -53,6 +59,7 @@ func (s *Server) Cost(ctx context.Context, o Options) (Cost, error) {
 		c.HeldGoroutines[i] = median(func(r costRound) float64 { return r.heldGoroutines })
 		c.HeldBytes[i] = median(func(r costRound) float64 { return r.heldBytes })
 		c.HeldWatches[i] = median(func(r costRound) float64 { return r.heldWatches })
+		c.HeldRequests[i] = median(func(r costRound) float64 { return r.heldRequests })
 	}
 	return c, err
 }
@@ -60,7 +67,7 @@ func (s *Server) Cost(ctx context.Context, o Options) (Cost, error) {
 // costRound is one round's figures, as Cost has them.
 type costRound struct {
 	mallocs, bytes, goroutines, cpu        float64
-	heldGoroutines, heldBytes, heldWatches float64
+	heldGoroutines, heldBytes, heldWatches, heldRequests float64
 }
 
 // costRound measures one round of c.
@@ -120,6 +127,18 @@ func (s *Server) costRound(ctx context.Context, c Contestant, pairs, held int) (
 	r.heldGoroutines = float64(f1.goroutines-f0.goroutines) / k
 	r.heldBytes = (float64(f1.bytes) - float64(f0.bytes)) / k
 	r.heldWatches = (last.Watches - before.Watches) / k
+	// What holding costs the server as time passes: checks of the holds,
+	// renewals, pings.
+	select {
+	case <-time.After(heldWindow):
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+	now, err := s.Read(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.heldRequests = (now.Requests - last.Requests) / heldWindow.Seconds() / k
 	for _, l := range ls {
 		if err := l.Unlock(ctx); err != nil {
 			return r, err

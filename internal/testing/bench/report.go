@@ -100,6 +100,7 @@ func cost(w io.Writer, r Result) {
 		row2("goroutines per held lock", c.HeldGoroutines),
 		row2("heap and stack bytes per held lock", c.HeldBytes),
 		row2("server watches per held lock", c.HeldWatches),
+		row2("server requests per second per held lock", c.HeldRequests),
 	})
 }
 

@@ -32,15 +32,14 @@ type backend struct{ *Session }
 
 func init() { recipe.Register(func(s *Session) recipe.Backend { return backend{s} }) }
 
-// Join creates the contender node and reads the queue in the same round
-// trip: the read is sent as soon as the create has been, and the server
-// answers a session's requests in the order they arrive, so the read
-// shows the new node. The read also tells the node's czxid, the fencing
-// token, most of the time (see token). The client cannot tell when a
-// request has gone out, only when it is about to, so a read that
-// overtakes the create (1–2% of joins on this project's machines)
-// misses the node, and the caller reads again. The parents' creation,
-// the first time a name is used, adds round trips.
+// Join creates the contender node, learning its czxid in the same
+// request, and reads the queue in the same round trip: the read is sent
+// as soon as the create has been, and the server answers a session's
+// requests in the order they arrive, so the read shows the new node. The
+// client cannot tell when a request has gone out, only when it is about
+// to, so a read that overtakes the create (1–2% of joins on this
+// project's machines) misses the node, and the caller reads again. The
+// parents' creation, the first time a name is used, adds round trips.
 func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (queue.Contender, []queue.Contender, error) {
 	id := queue.NewID()
 	send, read, ok := s.readAfter(ctx, name)
@@ -48,41 +47,35 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 		return queue.Contender{}, nil, s.Err()
 	}
 	node, err := s.create(ctx, name, id, label, value, send)
-	l := read()
+	q := read()
 	if err != nil {
 		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
-	self, _ := s.contender(name, node[len(name)+1:])
+	self, _ := s.contender(name, node.path[len(name)+1:])
 	self.Kind = kind // a label alone may not tell (a candidate named lock-)
-	q := showing(l.q, self)
-	if self.Token, err = s.token(ctx, self, q, l.parent); err != nil {
-		go s.discard(name, id, node, nil)
+	q = showing(q, self)
+	if self.Token, err = s.czxid(ctx, node); err != nil {
+		go s.discard(name, id, node.path, nil)
 		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
 	return self, q, nil
 }
 
-// listing is a read of a queue, with its parent's stat.
-type listing struct {
-	q      []queue.Contender
-	parent *zk.Stat
-}
-
 // readAfter starts a read of name's queue that goes out right after the
 // request before which send is called, in the same round trip: the server
 // answers a session's requests in the order they arrive. read returns its
-// result, empty on error, however often it is called; ok is false if the
+// result, nil on error, however often it is called; ok is false if the
 // session has ended.
-func (s *Session) readAfter(ctx context.Context, name string) (send func(), read func() listing, ok bool) {
+func (s *Session) readAfter(ctx context.Context, name string) (send func(), read func() []queue.Contender, ok bool) {
 	sending := make(chan struct{})
 	send = sync.OnceFunc(func() { close(sending) })
-	result := make(chan listing, 1)
+	result := make(chan []queue.Contender, 1)
 	ok = s.ending.Go(func() {
 		<-sending
-		l, _ := s.list(ctx, name) // on error, empty: the caller reads again
-		result <- l
+		q, _ := backend{s}.Queue(ctx, name) // on error, nil: the caller reads again
+		result <- q
 	})
-	read = sync.OnceValue(func() listing {
+	read = sync.OnceValue(func() []queue.Contender {
 		send() // if the request was given up before it went
 		return <-result
 	})
@@ -98,22 +91,15 @@ func showing(q []queue.Contender, c queue.Contender) []queue.Contender {
 	return q
 }
 
-// token returns the czxid of self, a node just created, without a
-// request of its own when q, read after the create, shows it: a
-// sequential node's number is its parent's cversion before the create,
-// and the cversion counts every child created or deleted, so if the
-// parent's cversion is one more than self's number, self's create is the
-// last change to the children, and the parent's pzxid, the zxid of that
-// change, is self's czxid. (The client cannot send ZooKeeper's create2,
-// which would return it.) Otherwise, when another contender came or went
-// in between, token reads the node.
-func (s *Session) token(ctx context.Context, self queue.Contender, q []queue.Contender, parent *zk.Stat) (int64, error) {
-	if q != nil && parent != nil && parent.Cversion == int32(self.Seq)+1 {
-		return parent.Pzxid, nil
+// czxid returns the czxid of a node made by createIn, reading it if the
+// create did not tell it.
+func (s *Session) czxid(ctx context.Context, node created) (int64, error) {
+	if node.czxid != 0 {
+		return node.czxid, nil
 	}
-	stat, err := s.stat(ctx, self.Key)
+	stat, err := s.stat(ctx, node.path)
 	if err == nil && stat == nil {
-		err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
+		err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, node.path)
 	}
 	if err != nil {
 		return 0, err
@@ -122,9 +108,9 @@ func (s *Session) token(ctx context.Context, self queue.Contender, q []queue.Con
 }
 
 // Promote creates self's node in name's queue, and deletes it from the
-// waiting room, in one transaction, and reads name's queue in the same
-// round trip, as Join does, which tells the new node's czxid as Join's
-// read does. After a lost reply the new node is found by its id, as a
+// waiting room, in one transaction whose stamp tells the new node's
+// czxid (see createIn), and reads name's queue in the same round trip,
+// as Join does. After a lost reply the new node is found by its id, as a
 // join's is.
 func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, []queue.Contender, error) {
 	id := znode.ID(path.Base(self.Key))
@@ -136,14 +122,14 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 	}
 	defer read() // on failure, the read is not needed, but must end
 	for {
-		node, err := callOr(ctx, s.Session, func() (string, error) {
+		node, err := callOr(ctx, s.Session, func() (created, error) {
 			send()
-			return s.createIn(own+queue.PermitLabel(int(self.Permits)), value, leave)
-		}, func(node string, err error) { s.discard(name, id, node, err) })
+			return s.createIn(name, own, queue.PermitLabel(int(self.Permits)), value, leave)
+		}, func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
 			lostReply := err
-			node, err = s.find(ctx, name, id)
-			if err == nil && node == "" {
+			node.path, err = s.find(ctx, name, id)
+			if err == nil && node.path == "" {
 				if err = s.Check(ctx, self); err == nil {
 					continue // the move never reached the server
 				}
@@ -155,62 +141,92 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 		if errors.Is(err, zk.ErrNoNode) {
 			err = fmt.Errorf("%w: %s is no longer queued", turnstile.ErrLost, self.Key)
 		}
-		var q []queue.Contender
 		if err == nil {
-			self, _ = s.contender(name, node[len(name)+1:])
+			self, _ = s.contender(name, node.path[len(name)+1:])
 			self.Kind = turnstile.Permit
-			l := read()
-			q = showing(l.q, self)
-			if self.Token, err = s.token(ctx, self, q, l.parent); err != nil {
-				go s.discard(name, id, node, nil)
+			if self.Token, err = s.czxid(ctx, node); err != nil {
+				go s.discard(name, id, node.path, nil)
 			}
 		}
 		if err != nil {
 			return queue.Contender{}, nil, fmt.Errorf("zklock: take a permit of %s: %w", name, err)
 		}
-		return self, q, nil
+		return self, showing(read(), self), nil
 	}
+}
+
+// created is a contender node, with its czxid when the create told it.
+type created struct {
+	path  string
+	czxid int64
 }
 
 // create makes the contender node, finding it again if the reply is lost,
 // and makes the lock's parents if they are missing. It calls sending
 // just before each create request.
-func (s *Session) create(ctx context.Context, name, id, label string, value []byte, sending func()) (string, error) {
+func (s *Session) create(ctx context.Context, name, id, label string, value []byte, sending func()) (created, error) {
 	own := name + "/" + znode.Own(id)
 	for {
-		node, err := callOr(ctx, s, func() (string, error) { sending(); return s.createIn(own+label, value) },
-			func(node string, err error) { s.discard(name, id, node, err) })
+		c, err := callOr(ctx, s, func() (created, error) { sending(); return s.createIn(name, own, label, value) },
+			func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
 			lostReply := err
-			if node, err = s.find(ctx, name, id); err != nil {
+			if c.path, err = s.find(ctx, name, id); err != nil {
 				go s.discard(name, id, "", lostReply) // look again once it can
-			} else if node == "" {
+			} else if c.path == "" {
 				continue // the create never reached the server
 			} else {
-				s.log.Debug("zklock: found its node after a lost reply", "node", node)
+				s.log.Debug("zklock: found its node after a lost reply", "node", c.path)
 			}
 		}
 		if !errors.Is(err, zk.ErrNoNode) {
-			return node, err
+			return c, err
 		}
 		if err := s.makeParents(ctx, name); err != nil {
-			return "", err
+			return created{}, err
 		}
 	}
 }
 
-// createIn creates the ephemeral sequential node prefix<sequence>, and
-// applies any further ops in the same transaction.
-func (s *Session) createIn(prefix string, value []byte, also ...any) (string, error) {
+// createIn creates the ephemeral sequential node own+label under name, in
+// one transaction with a stamp: a node of the session's own, created,
+// written and deleted again. A transaction has one zxid, so the stamp's
+// mzxid, which the write returns, is the contender's czxid: the fencing
+// token comes without a request of its own. (The client drops the zxid
+// of a create's reply, and cannot send ZooKeeper's create2, which returns
+// it.) No one ever sees the stamp, and no other program's node is
+// written; the parent's sequence counter moves by two per join instead
+// of one. Where the session may not write its own nodes (an ACL that
+// does not grant it WRITE), the node is created alone, and Join reads
+// its czxid.
+//
+// Any further ops are applied in the same transaction.
+func (s *Session) createIn(name, own, label string, value []byte, also ...any) (created, error) {
 	const flags = zk.FlagEphemeral | zk.FlagSequence
+	create := &zk.CreateRequest{Path: own + label, Data: value, Acl: s.acl, Flags: flags}
+	if _, refused := s.stampRefused.Load(name); !refused {
+		stamp := own + "stamp"
+		res, err := s.conn.Multi(append([]any{create,
+			&zk.CreateRequest{Path: stamp, Acl: s.acl, Flags: zk.FlagEphemeral},
+			&zk.SetDataRequest{Path: stamp, Version: -1},
+			&zk.DeleteRequest{Path: stamp, Version: -1}}, also...)...)
+		if !errors.Is(err, zk.ErrNoAuth) {
+			if err != nil {
+				return created{}, err
+			}
+			return created{res[0].String, res[2].Stat.Mzxid}, nil
+		}
+		s.stampRefused.Store(name, true)
+	}
 	if len(also) == 0 {
-		return s.conn.Create(prefix, value, flags, s.acl)
+		path, err := s.conn.Create(create.Path, value, flags, s.acl)
+		return created{path: path}, err
 	}
-	res, err := s.conn.Multi(append([]any{&zk.CreateRequest{Path: prefix, Data: value, Acl: s.acl, Flags: flags}}, also...)...)
+	res, err := s.conn.Multi(append([]any{create}, also...)...)
 	if err != nil {
-		return "", err
+		return created{}, err
 	}
-	return res[0].String, nil
+	return created{path: res[0].String}, nil
 }
 
 // isLostReply reports whether a request may or may not have been applied:
@@ -312,29 +328,19 @@ func (s *Session) makeParents(ctx context.Context, name string) error {
 
 // Queue reads the children of name: one request.
 func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, error) {
-	l, err := s.list(ctx, name)
-	return l.q, err
-}
-
-// list reads name's queue, and its parent's stat.
-func (s *Session) list(ctx context.Context, name string) (listing, error) {
-	type res struct {
-		children []string
-		stat     *zk.Stat
-	}
-	r, err := read(ctx, s, func() (res, error) {
-		c, stat, err := s.conn.Children(name)
-		return res{c, stat}, err
+	children, err := read(ctx, s.Session, func() ([]string, error) {
+		c, _, err := s.conn.Children(name)
+		return c, err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
-		return listing{}, nil
+		return nil, nil
 	}
 	if err != nil {
-		return listing{}, fmt.Errorf("zklock: read queue %s: %w", name, err)
+		return nil, fmt.Errorf("zklock: read queue %s: %w", name, err)
 	}
-	q := s.contenders(name, r.children)
+	q := s.contenders(name, children)
 	znode.Sort(q)
-	return listing{q, r.stat}, nil
+	return q, nil
 }
 
 // contenders reads name's children as contenders, leaving out the others.
@@ -579,19 +585,18 @@ func (s backend) Tracker() *recipe.Tracker { return &s.tracker }
 // or a caller that stopped waiting) counts as success, since that
 // attempt may have deleted it.
 //
-// Where the session may not write its own nodes (an ACL without WRITE),
-// the mark is refused, and the node is deleted unmarked, from then on
-// under that name: a contender behind it with a lock-delay then waits
-// out the delay.
+// Where the session may not write its own nodes (an ACL without WRITE, as
+// createIn finds), the mark is refused, and the node is deleted unmarked:
+// a contender behind it with a lock-delay then waits it.
 func (s backend) Leave(ctx context.Context, self queue.Contender, retried, marked bool) error {
 	name := path.Dir(self.Key)
-	if _, refused := s.markRefused.Load(name); refused || !marked {
+	if _, refused := s.stampRefused.Load(name); refused || !marked {
 		return s.remove(ctx, self.Key, retried)
 	}
 	return s.removeWith(ctx, self.Key, retried, func() error {
 		_, err := s.conn.Multi(&zk.SetDataRequest{Path: self.Key, Version: -1}, &zk.DeleteRequest{Path: self.Key, Version: -1})
 		if errors.Is(err, zk.ErrNoAuth) {
-			s.markRefused.Store(name, true)
+			s.stampRefused.Store(name, true)
 			err = s.conn.Delete(self.Key, -1)
 		}
 		return err

@@ -135,9 +135,9 @@ type Session struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
-	tracker     recipe.Tracker
-	swept       string   // the last key Gone read; only the tracker's one sweep calls Gone
-	markRefused sync.Map // names under which this session may not write its own nodes
+	tracker      recipe.Tracker
+	swept        string   // the last key Gone read; only the tracker's one sweep calls Gone
+	stampRefused sync.Map // names under which this session may not write its own nodes
 }
 
 // Connect opens a session on the ZooKeeper ensemble at servers

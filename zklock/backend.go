@@ -558,14 +558,19 @@ func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Conten
 			return 1
 		})
 		cs = append(cs[next:len(cs):len(cs)], cs[:next]...)[:goneReads]
-		s.swept = cs[len(cs)-1].Key
 	}
 	var gone []queue.Contender
-	for _, c := range cs {
+	for i, c := range cs {
 		stat, err := s.stat(ctx, c.Key)
 		if err != nil {
-			return nil, err
+			// What was read counts, and the next call goes on from
+			// there: on a slow link ctx ends partway every time.
+			if i == 0 {
+				return nil, err
+			}
+			break
 		}
+		s.swept = c.Key
 		if stat == nil || stat.EphemeralOwner != s.id {
 			gone = append(gone, c)
 		}

@@ -177,12 +177,12 @@ func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, err
 	}
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)}
-	resp, err := s.cli.Get(ctx, name+"/", append(opts, clientv3.WithSerializable())...)
+	resp, err := s.get(ctx, name+"/", append(opts, clientv3.WithSerializable())...)
 	if err == nil && resp.Header.Revision < s.seen.Load() {
-		resp, err = s.cli.Get(ctx, name+"/", opts...)
+		resp, err = s.get(ctx, name+"/", opts...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
+		return nil, fmt.Errorf("etcdlock: read queue %s: %w", name, err)
 	}
 	s.saw(resp.Header.Revision)
 	q := make([]queue.Contender, 0, len(resp.Kvs))
@@ -211,9 +211,11 @@ func (s backend) AwaitRoom(ctx context.Context, name string, fits func([]queue.C
 	// The holders, without the waiters, in one read.
 	read := holdersRead(prefix)
 	for {
-		resp, err := s.cli.Txn(ctx).Then(read...).Commit()
+		resp, err := ask(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.cli.Txn(ctx).Then(read...).Commit()
+		})
 		if err != nil {
-			return false, fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
+			return false, fmt.Errorf("etcdlock: read queue %s: %w", name, err)
 		}
 		s.saw(resp.Header.Revision)
 		var holders []queue.Contender
@@ -376,9 +378,9 @@ func holderRanges(prefix string) [2][2]string {
 func (s backend) Value(ctx context.Context, c queue.Contender) (recipe.Entry, bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	g, err := s.cli.Get(ctx, c.Key)
+	g, err := s.get(ctx, c.Key)
 	if err != nil {
-		return recipe.Entry{}, false, fmt.Errorf("etcdlock: read %s: %w", c.Key, s.errOr(ctx, err))
+		return recipe.Entry{}, false, fmt.Errorf("etcdlock: read %s: %w", c.Key, err)
 	}
 	s.saw(g.Header.Revision)
 	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
@@ -394,9 +396,9 @@ func (s backend) AwaitJoin(ctx context.Context, name string) error {
 	defer cancel()
 	prefix := name + "/"
 	for {
-		g, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		g, err := s.get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
-			return fmt.Errorf("etcdlock: read queue %s: %w", name, s.errOr(ctx, err))
+			return fmt.Errorf("etcdlock: read queue %s: %w", name, err)
 		}
 		s.saw(g.Header.Revision)
 		for _, kv := range g.Kvs {
@@ -477,9 +479,9 @@ func (s *Session) awaitDelete(ctx context.Context, c queue.Contender, from int64
 				created = true
 				// Every delete after this revision will be seen; one
 				// before it shows in this read.
-				g, err := s.cli.Get(ctx, c.Key)
+				g, err := s.get(ctx, c.Key)
 				if err != nil {
-					return 0, s.errOr(ctx, err)
+					return 0, err
 				}
 				s.saw(g.Header.Revision)
 				if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != c.Seq {
@@ -563,9 +565,9 @@ func refused(err error) error {
 func (s backend) Check(ctx context.Context, self queue.Contender) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	g, err := s.cli.Get(ctx, self.Key)
+	g, err := s.get(ctx, self.Key)
 	if err != nil {
-		return s.errOr(ctx, err)
+		return err
 	}
 	s.saw(g.Header.Revision)
 	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != self.Seq {
@@ -578,9 +580,11 @@ func (s backend) Check(ctx context.Context, self queue.Contender) error {
 func (s backend) Gone(ctx context.Context, cs []queue.Contender) ([]queue.Contender, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	resp, err := s.cli.TimeToLive(ctx, s.lease, clientv3.WithAttachedKeys())
+	resp, err := ask(ctx, s.Session, func(ctx context.Context) (*clientv3.LeaseTimeToLiveResponse, error) {
+		return s.cli.TimeToLive(ctx, s.lease, clientv3.WithAttachedKeys())
+	})
 	if err != nil {
-		return nil, s.errOr(ctx, err)
+		return nil, err
 	}
 	if resp.TTL <= 0 {
 		return nil, nil // the lease has expired: the session's end, which keepAlive tells
@@ -750,20 +754,45 @@ func retry[T any](ctx context.Context, s *Session, write func(context.Context) (
 }
 
 // repeat runs write until it has an answer, the session ends or
-// writeTimeout passes. A write refused for overload is repeated too,
-// after pauses that double up to a second: overload passes, and a Lock
-// must not fail, nor an Unlock leave a hold behind, for a refusal.
+// writeTimeout passes.
 func repeat[T any](s *Session, write func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
 	defer cancel()
+	v, err := persist(ctx, write)
+	if cause := s.Err(); cause != nil {
+		return v, cause // the lease takes any key the write made
+	}
+	return v, refused(err)
+}
+
+// ask runs a read until it has an answer, or ctx or the session ends,
+// and returns why it failed as errOr does. clientv3 repeats a failed
+// Range only so many times, and a read-only Txn not at all, so that a
+// waiter cut off from its server would otherwise give up before its
+// session is judged lost.
+func ask[T any](ctx context.Context, s *Session, read func(context.Context) (T, error)) (T, error) {
+	v, err := persist(ctx, read)
+	if err != nil {
+		return v, s.errOr(ctx, err)
+	}
+	return v, nil
+}
+
+// get is ask for one Get.
+func (s *Session) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	return ask(ctx, s, func(ctx context.Context) (*clientv3.GetResponse, error) { return s.cli.Get(ctx, key, opts...) })
+}
+
+// persist runs call until it has an answer, fails for good, or ctx
+// ends. A call refused for overload is repeated too, after pauses that
+// double up to a second: overload passes, and a Lock must not fail, nor
+// an Unlock leave a hold behind, for a refusal.
+func persist[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
 	backoff := 50 * time.Millisecond
 	for {
-		v, err := write(ctx)
-		if cause := s.Err(); cause != nil {
-			return v, cause // the lease takes any key the write made
-		}
+		v, err := call(ctx)
 		if err == nil || !unsettled(err) || ctx.Err() != nil {
-			return v, refused(err)
+			return v, err
 		}
 		pause := 50 * time.Millisecond
 		if overloaded(err) {

@@ -23,9 +23,9 @@ func (s *Session) Check(ctx context.Context, seq turnstile.Sequencer) error {
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	g, err := s.cli.Get(ctx, seq.Key)
+	g, err := s.get(ctx, seq.Key)
 	if err != nil {
-		return fmt.Errorf("etcdlock: check %s: %w", seq.Key, s.errOr(ctx, err))
+		return fmt.Errorf("etcdlock: check %s: %w", seq.Key, err)
 	}
 	s.saw(g.Header.Revision)
 	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != seq.Token {

@@ -66,7 +66,7 @@ func (s *Server) Cost(ctx context.Context, o Options) (Cost, error) {
 
 // costRound is one round's figures, as Cost has them.
 type costRound struct {
-	mallocs, bytes, goroutines, cpu        float64
+	mallocs, bytes, goroutines, cpu                      float64
 	heldGoroutines, heldBytes, heldWatches, heldRequests float64
 }
 

@@ -107,10 +107,14 @@ type recipeRun struct {
 }
 
 type client struct {
-	id        string
-	link      *servicetest.Link
-	pauseNext atomic.Bool
-	faulty    sync.Mutex // held while a fault uses the link
+	id     string
+	link   *servicetest.Link
+	faulty sync.Mutex // held while a fault uses the link
+	// pauseNext is shared by the client's group: whichever of them writes
+	// next pauses, so that a pause meant for an election's candidates
+	// meets the next leader, rather than one that may not lead again
+	// before the run ends.
+	pauseNext *atomic.Bool
 }
 
 // Run runs cfg against s and returns each recipe's checked history.
@@ -127,8 +131,9 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 		rr := &recipeRun{run: r, recipe: name, name: locktest.Name(), reg: NewRegister(cfg.Guard())}
 		recipes = append(recipes, rr)
 		var group []*client
+		pause := new(atomic.Bool)
 		for i := range cfg.Clients {
-			c := &client{id: fmt.Sprintf("%s-%d", name, i+1), link: s.Linked(t)}
+			c := &client{id: fmt.Sprintf("%s-%d", name, i+1), link: s.Linked(t), pauseNext: pause}
 			group = append(group, c)
 			wg.Go(func() { rr.loop(ctx, c) })
 		}
@@ -140,9 +145,10 @@ func Run(t *testing.T, s *servicetest.Service, cfg Config) []Result {
 			continue
 		}
 		var fleet []*client
+		pause = new(atomic.Bool)
 		for _, kind := range fleetOf(t, s.Name, *withCurator) {
 			for i := range cfg.Foreign {
-				c := &client{id: fmt.Sprintf("%s-%d", kind, i+1), link: s.Linked(t)}
+				c := &client{id: fmt.Sprintf("%s-%d", kind, i+1), link: s.Linked(t), pauseNext: pause}
 				l := rr.newLocker(kind, c)
 				fleet = append(fleet, c)
 				wg.Go(func() { rr.foreignLoop(ctx, c, l) })

@@ -422,24 +422,23 @@ func (s backend) Value(ctx context.Context, c queue.Contender) (recipe.Entry, bo
 }
 
 // AwaitJoin watches name's children, or name's creation while it does
-// not exist: one request, and one more after each change that brings no
-// contender. A watch left when ctx ends stays on the server until it
-// fires, since ZooKeeper clients cannot remove it.
+// not exist, until a contender is among them. The watch is the session's,
+// shared by every AwaitJoin on name until it fires: the client keeps a
+// channel per watch set until its event, and cannot ask the server to
+// remove one, so that waits given up on a name no one joins would
+// otherwise pile up; shared, they cost one channel and one server watch
+// per name, whatever their number. A waiter that finds the watch already
+// set reads without setting another: the watch was set before that read,
+// so any change the read misses fires it.
 func (s backend) AwaitJoin(ctx context.Context, name string) error {
 	for {
 		type res struct {
 			joined bool
 			ch     <-chan zk.Event
 		}
+		pending := s.joinWatch(name)
 		r, err := read(ctx, s.Session, func() (res, error) {
-			children, _, ch, err := s.conn.ChildrenW(name)
-			if errors.Is(err, zk.ErrNoNode) {
-				var exists bool
-				exists, _, ch, err = s.conn.ExistsW(name)
-				if exists {
-					return res{}, nil // created meanwhile: read its children
-				}
-			}
+			children, ch, err := s.children(name, pending == nil)
 			joined := slices.ContainsFunc(children, func(child string) bool {
 				_, ok := s.contender(name, child)
 				return ok
@@ -449,17 +448,63 @@ func (s backend) AwaitJoin(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("zklock: watch queue %s: %w", name, err)
 		}
+		if r.ch != nil {
+			s.joinWatches.Store(name, r.ch)
+		}
 		if r.joined {
 			return nil
 		}
+		if pending == nil {
+			if pending = r.ch; pending == nil {
+				continue // name was created between two reads
+			}
+		}
 		select {
-		case <-r.ch:
+		case <-pending:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.Done():
 			return s.Err()
 		}
 	}
+}
+
+// joinWatch returns the session's watch for AwaitJoin on name, or nil if
+// there is none, or it has fired.
+func (s *Session) joinWatch(name string) <-chan zk.Event {
+	v, ok := s.joinWatches.Load(name)
+	if !ok {
+		return nil
+	}
+	ch := v.(<-chan zk.Event)
+	select {
+	case <-ch: // fired: the client closes the channel after its one event
+		s.joinWatches.CompareAndDelete(name, v)
+		return nil
+	default:
+		return ch
+	}
+}
+
+// children reads name's children, and with watch set a watch on them, or
+// on name's creation while it does not exist.
+func (s *Session) children(name string, watch bool) ([]string, <-chan zk.Event, error) {
+	if !watch {
+		children, _, err := s.conn.Children(name)
+		if errors.Is(err, zk.ErrNoNode) {
+			err = nil
+		}
+		return children, nil, err
+	}
+	children, _, ch, err := s.conn.ChildrenW(name)
+	if errors.Is(err, zk.ErrNoNode) {
+		var exists bool
+		exists, _, ch, err = s.conn.ExistsW(name)
+		if exists {
+			return nil, nil, nil // created meanwhile: read its children
+		}
+	}
+	return children, ch, err
 }
 
 func (s *Session) contender(name, child string) (queue.Contender, bool) {

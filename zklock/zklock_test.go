@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -549,6 +550,51 @@ func TestManyHolds(t *testing.T) {
 		require.False(t, recipe.Closed(m.Lost()), "hold %d lost", i)
 		require.NoError(t, m.Unlock(ctx))
 	}
+}
+
+// Waits for a first contender given up on a name no one joins leave one
+// watch behind, not one each: the client keeps a channel per watch set
+// until it fires, and the waits share the session's. Then a join wakes
+// a waiter.
+func TestAwaitJoinGivenUp(t *testing.T) {
+	c := shared.Get(t)
+	s := connect(t, c)
+	b := locktest.Backend(t, s)
+	name := locktest.Name()
+	wait := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, b.AwaitJoin(ctx, name), context.DeadlineExceeded)
+	}
+	heap := func() int64 {
+		time.Sleep(time.Second) // for the requests left behind to be answered
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	wait()
+	before := heap()
+	const waits = 4000
+	for range waits {
+		wait()
+	}
+	grown := heap() - before
+	t.Logf("the heap grew by %d bytes over %d waits given up", grown, waits)
+	// A channel with room for its event is some 170 bytes.
+	require.Less(t, grown, int64(waits*170/3), "heap growth")
+
+	got := make(chan error, 1)
+	go func() { got <- b.AwaitJoin(context.Background(), name) }()
+	m := zklock.NewMutex(s, name)
+	require.NoError(t, m.Lock(context.Background()))
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("AwaitJoin still waiting 5s after a join")
+	}
+	require.NoError(t, m.Unlock(context.Background()))
 }
 
 // A connection the caller opened works as a session, which then owns it.

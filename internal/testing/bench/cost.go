@@ -99,7 +99,21 @@ func (s *Server) costRound(ctx context.Context, c Contestant, pairs, held int) (
 	if err != nil {
 		return r, err
 	}
-	f0 := readFootprint()
+	// Clients that earlier rounds closed end their goroutines a while
+	// after Close: their stacks must be gone before the count starts, or
+	// they are taken off the holds' cost.
+	var f0 footprint
+	reads := 0
+	err = s.await(ctx, nil, "the goroutines steady before the holds", func() (bool, error) {
+		f := readFootprint()
+		steady := reads > 0 && f.goroutines == f0.goroutines
+		f0 = f
+		reads++
+		return steady && reads >= 3, nil
+	})
+	if err != nil {
+		return r, err
+	}
 	for i := range ls {
 		ls[i] = lock(base + "/" + strconv.Itoa(i))
 		if err := ls[i].Lock(ctx); err != nil {
@@ -111,7 +125,7 @@ func (s *Server) costRound(ctx context.Context, c Contestant, pairs, held int) (
 	// same over a few reads.
 	var last Counters
 	var f1 footprint
-	reads := 0
+	reads = 0
 	err = s.await(ctx, nil, "the holds' watches and goroutines steady", func() (bool, error) {
 		now, err := s.Read(ctx)
 		f := readFootprint()

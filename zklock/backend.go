@@ -64,20 +64,29 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 // readAfter starts a read of name's queue that goes out right after the
 // request before which send is called, in the same round trip: the server
 // answers a session's requests in the order they arrive. read returns its
-// result, nil on error, however often it is called; ok is false if the
-// session has ended.
+// result, nil on error or once ctx ends, however often it is called; ok
+// is false if the session has ended.
 func (s *Session) readAfter(ctx context.Context, name string) (send func(), read func() []queue.Contender, ok bool) {
 	sending := make(chan struct{})
 	send = sync.OnceFunc(func() { close(sending) })
 	result := make(chan []queue.Contender, 1)
 	ok = s.ending.Go(func() {
 		<-sending
-		q, _ := backend{s}.Queue(ctx, name) // on error, nil: the caller reads again
+		// The read already runs on a goroutine of its own, which read
+		// stops waiting for when ctx ends: under ctx it would be handed
+		// to another. A request the client has taken ends with the
+		// connection, so the goroutine does not outlive the session.
+		q, _ := backend{s}.Queue(context.WithoutCancel(ctx), name) // on error, nil: the caller reads again
 		result <- q
 	})
 	read = sync.OnceValue(func() []queue.Contender {
 		send() // if the request was given up before it went
-		return <-result
+		select {
+		case q := <-result:
+			return q
+		case <-ctx.Done():
+			return nil
+		}
 	})
 	return send, read, ok
 }

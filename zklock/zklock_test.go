@@ -615,6 +615,32 @@ func TestNewSession(t *testing.T) {
 	require.Error(t, err, "the connection outlived its session")
 }
 
+// A Lock whose context ends while the server is stalled returns then,
+// though its create and its read of the queue are still unanswered, and
+// once the server answers, the node its create made is removed and the
+// next Lock is granted.
+func TestLockGivenUp(t *testing.T) {
+	ctx := context.Background()
+	c := zktest.Start(t)
+	e := env(c)
+	name := locktest.Name()
+	m := zklock.NewMutex(connect(t, c, zklock.WithSessionTimeout(10*time.Second)), name)
+	require.NoError(t, m.Lock(ctx)) // the name's parents exist from here on
+	require.NoError(t, m.Unlock(ctx))
+
+	require.NoError(t, c.Node(0).Pause())
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.ErrorIs(t, m.Lock(short), context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 5*time.Second, "Lock returned long after its context ended")
+	require.NoError(t, c.Node(0).Resume())
+	locktest.Eventually(t, 10*time.Second, "the given-up join's node removed", func() bool { return e.Queued(t, name) == 0 })
+
+	require.NoError(t, m.Lock(ctx))
+	require.NoError(t, m.Unlock(ctx))
+}
+
 // An Unlock that gives up while the server is unreachable may still
 // delete the node later: that is no loss, and Unlock again succeeds.
 func TestUnlockGivenUp(t *testing.T) {

@@ -615,16 +615,21 @@ func TestNewSession(t *testing.T) {
 	require.Error(t, err, "the connection outlived its session")
 }
 
+// stallable starts a server of the test's own, to stall, and a Mutex on
+// a name there whose session outlasts a short stall.
+func stallable(t *testing.T) (*zktest.Cluster, locktest.Env, string, *zklock.Mutex) {
+	c := zktest.Start(t)
+	name := locktest.Name()
+	return c, env(c), name, zklock.NewMutex(connect(t, c, zklock.WithSessionTimeout(10*time.Second)), name)
+}
+
 // A Lock whose context ends while the server is stalled returns then,
 // though its create and its read of the queue are still unanswered, and
 // once the server answers, the node its create made is removed and the
 // next Lock is granted.
 func TestLockGivenUp(t *testing.T) {
 	ctx := context.Background()
-	c := zktest.Start(t)
-	e := env(c)
-	name := locktest.Name()
-	m := zklock.NewMutex(connect(t, c, zklock.WithSessionTimeout(10*time.Second)), name)
+	c, e, name, m := stallable(t)
 	require.NoError(t, m.Lock(ctx)) // the name's parents exist from here on
 	require.NoError(t, m.Unlock(ctx))
 
@@ -645,10 +650,7 @@ func TestLockGivenUp(t *testing.T) {
 // delete the node later: that is no loss, and Unlock again succeeds.
 func TestUnlockGivenUp(t *testing.T) {
 	ctx := context.Background()
-	c := zktest.Start(t)
-	e := env(c)
-	name := locktest.Name()
-	m := zklock.NewMutex(connect(t, c, zklock.WithSessionTimeout(10*time.Second)), name)
+	c, e, name, m := stallable(t)
 	require.NoError(t, m.Lock(ctx))
 
 	require.NoError(t, c.Node(0).Pause())

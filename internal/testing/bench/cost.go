@@ -95,22 +95,10 @@ func (s *Server) costRound(ctx context.Context, c Contestant, pairs, held int) (
 	r.cpu, r.mallocs, r.bytes, r.goroutines = u0.perOp(readUsage(), pairs)
 
 	ls := make([]Locker, held)
-	before, err := s.Read(ctx)
-	if err != nil {
-		return r, err
-	}
 	// Clients that earlier rounds closed end their goroutines a while
 	// after Close: their stacks must be gone before the count starts, or
 	// they are taken off the holds' cost.
-	var f0 footprint
-	reads := 0
-	err = s.await(ctx, nil, "the goroutines steady before the holds", func() (bool, error) {
-		f := readFootprint()
-		steady := reads > 0 && f.goroutines == f0.goroutines
-		f0 = f
-		reads++
-		return steady && reads >= 3, nil
-	})
+	before, f0, err := s.steady(ctx, "the goroutines steady before the holds")
 	if err != nil {
 		return r, err
 	}
@@ -121,19 +109,8 @@ func (s *Server) costRound(ctx context.Context, c Contestant, pairs, held int) (
 		}
 	}
 	// What a hold starts after its Lock returns (a watch, a goroutine)
-	// has started once the server's watches and the goroutines stay the
-	// same over a few reads.
-	var last Counters
-	var f1 footprint
-	reads = 0
-	err = s.await(ctx, nil, "the holds' watches and goroutines steady", func() (bool, error) {
-		now, err := s.Read(ctx)
-		f := readFootprint()
-		steady := reads > 0 && now.Watches == last.Watches && f.goroutines == f1.goroutines
-		last, f1 = now, f
-		reads++
-		return steady && reads >= 3, err
-	})
+	// has started once they are steady again.
+	last, f1, err := s.steady(ctx, "the holds' watches and goroutines steady")
 	if err != nil {
 		return r, err
 	}
@@ -163,4 +140,22 @@ func (s *Server) costRound(ctx context.Context, c Contestant, pairs, held int) (
 		now, err := s.Read(ctx)
 		return now.Watches <= before.Watches, err
 	})
+}
+
+// steady reads the server's counters and this process's footprint until
+// the server's watches and the goroutines stay the same over a few
+// reads, and returns the last reading.
+func (s *Server) steady(ctx context.Context, what string) (Counters, footprint, error) {
+	var last Counters
+	var f footprint
+	reads := 0
+	err := s.await(ctx, nil, what, func() (bool, error) {
+		now, err := s.Read(ctx)
+		fnow := readFootprint()
+		same := reads > 0 && now.Watches == last.Watches && fnow.goroutines == f.goroutines
+		last, f = now, fnow
+		reads++
+		return same && reads >= 3, err
+	})
+	return last, f, err
 }

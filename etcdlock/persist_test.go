@@ -45,3 +45,19 @@ func TestPersist(t *testing.T) {
 	require.True(t, errors.Is(err, eof) || errors.Is(err, context.DeadlineExceeded), "%v", err)
 	require.Error(t, ctx.Err())
 }
+
+// Writes begun close together share a context, which ends with the
+// session; a write begun a window later gets another.
+func TestWriteContexts(t *testing.T) {
+	session, end := context.WithCancel(context.Background())
+	var w writeContexts
+	first := w.context(session)
+	require.True(t, first == w.context(session), "a write begun at once shares the context")
+	w.current.Load().until = time.Now() // the window has passed
+	second := w.context(session)
+	require.True(t, first != second, "a write begun a window later gets another")
+	require.NoError(t, first.Err(), "a context ends writeTimeout after its window, not before")
+	end()
+	require.Error(t, first.Err(), "the session's end ends every write")
+	require.Error(t, second.Err(), "the session's end ends every write")
+}

@@ -86,6 +86,7 @@ type Session struct {
 
 	tracker recipe.Tracker
 	keys    keySlots
+	writes  writeContexts
 }
 
 // NewSession grants a lease on cli (or takes the one WithLease names)

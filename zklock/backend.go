@@ -42,12 +42,12 @@ func init() { recipe.Register(func(s *Session) recipe.Backend { return backend{s
 // parents' creation, the first time a name is used, adds round trips.
 func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, label string, value []byte) (queue.Contender, []queue.Contender, error) {
 	id := queue.NewID()
-	send, read, ok := s.readAfter(ctx, name)
-	if !ok {
+	r := s.readAfter(ctx, name)
+	if r == nil {
 		return queue.Contender{}, nil, s.Err()
 	}
-	node, err := s.create(ctx, name, id, label, value, send)
-	q := read()
+	node, err := s.create(ctx, name, id, label, value, r)
+	q := r.result()
 	if err != nil {
 		return queue.Contender{}, nil, fmt.Errorf("zklock: join %s: %w", name, err)
 	}
@@ -61,34 +61,51 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	return self, q, nil
 }
 
+// pipelinedRead is a read of a name's queue that goes out right after
+// another request, in the same round trip: the server answers a
+// session's requests in the order they arrive.
+type pipelinedRead struct {
+	ctx     context.Context
+	sending chan struct{} // closed just before the other request
+	sent    sync.Once
+	answer  chan []queue.Contender
+	got     sync.Once
+	q       []queue.Contender
+}
+
 // readAfter starts a read of name's queue that goes out right after the
-// request before which send is called, in the same round trip: the server
-// answers a session's requests in the order they arrive. read returns its
-// result, nil on error or once ctx ends, however often it is called; ok
-// is false if the session has ended.
-func (s *Session) readAfter(ctx context.Context, name string) (send func(), read func() []queue.Contender, ok bool) {
-	sending := make(chan struct{})
-	send = sync.OnceFunc(func() { close(sending) })
-	result := make(chan []queue.Contender, 1)
-	ok = s.ending.Go(func() {
-		<-sending
-		// The read already runs on a goroutine of its own, which read
+// request before which its send is called. It returns nil if the session
+// has ended.
+func (s *Session) readAfter(ctx context.Context, name string) *pipelinedRead {
+	r := &pipelinedRead{ctx: ctx, sending: make(chan struct{}), answer: make(chan []queue.Contender, 1)}
+	if !s.ending.Go(func() {
+		<-r.sending
+		// The read already runs on a goroutine of its own, which result
 		// stops waiting for when ctx ends: under ctx it would be handed
 		// to another. A request the client has taken ends with the
 		// connection, so the goroutine does not outlive the session.
-		q, _ := backend{s}.Queue(context.WithoutCancel(ctx), name) // on error, nil: the caller reads again
-		result <- q
-	})
-	read = sync.OnceValue(func() []queue.Contender {
-		send() // if the request was given up before it went
+		q, _ := backend{s}.Queue(context.Background(), name) // on error, nil: the caller reads again
+		r.answer <- q
+	}) {
+		return nil
+	}
+	return r
+}
+
+// send lets the read go; the request it follows is about to.
+func (r *pipelinedRead) send() { r.sent.Do(func() { close(r.sending) }) }
+
+// result returns the read's result, nil on error or once ctx ends,
+// however often it is called.
+func (r *pipelinedRead) result() []queue.Contender {
+	r.got.Do(func() {
+		r.send() // if the request was given up before it went
 		select {
-		case q := <-result:
-			return q
-		case <-ctx.Done():
-			return nil
+		case r.q = <-r.answer:
+		case <-r.ctx.Done():
 		}
 	})
-	return send, read, ok
+	return r.q
 }
 
 // showing returns q if it shows c, and nil otherwise: a read that
@@ -125,14 +142,14 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 	id := znode.ID(path.Base(self.Key))
 	own := name + "/" + znode.Own(id)
 	leave := &zk.DeleteRequest{Path: self.Key, Version: -1}
-	send, read, ok := s.readAfter(ctx, name)
-	if !ok {
+	r := s.readAfter(ctx, name)
+	if r == nil {
 		return queue.Contender{}, nil, s.Err()
 	}
-	defer read() // on failure, the read is not needed, but must end
+	defer r.result() // on failure, the read is not needed, but must end
 	for {
 		node, err := callOr(ctx, s.Session, func() (created, error) {
-			send()
+			r.send()
 			return s.createIn(name, own, queue.PermitLabel(int(self.Permits)), value, leave)
 		}, func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
@@ -160,7 +177,7 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 		if err != nil {
 			return queue.Contender{}, nil, fmt.Errorf("zklock: take a permit of %s: %w", name, err)
 		}
-		return self, showing(read(), self), nil
+		return self, showing(r.result(), self), nil
 	}
 }
 
@@ -171,12 +188,12 @@ type created struct {
 }
 
 // create makes the contender node, finding it again if the reply is lost,
-// and makes the lock's parents if they are missing. It calls sending
-// just before each create request.
-func (s *Session) create(ctx context.Context, name, id, label string, value []byte, sending func()) (created, error) {
+// and makes the lock's parents if they are missing. It lets r go just
+// before each create request.
+func (s *Session) create(ctx context.Context, name, id, label string, value []byte, r *pipelinedRead) (created, error) {
 	own := name + "/" + znode.Own(id)
 	for {
-		c, err := callOr(ctx, s, func() (created, error) { sending(); return s.createIn(name, own, label, value) },
+		c, err := callOr(ctx, s, func() (created, error) { r.send(); return s.createIn(name, own, label, value) },
 			func(c created, err error) { s.discard(name, id, c.path, err) })
 		if isLostReply(err) {
 			lostReply := err

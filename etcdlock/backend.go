@@ -89,7 +89,8 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	}
 	key := s.keys.take(prefix, word)
 	// A shared contender must see every exclusive one ahead of it; the
-	// others need only their predecessor, and are first without one.
+	// others need only their predecessor, and are first without one. The
+	// last two tell also whether the predecessor is the last one ahead.
 	// Each read visits every key under the prefix that etcd has not yet
 	// compacted away, so one read is worth saving.
 	order := clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)
@@ -132,24 +133,28 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	return self, q, nil
 }
 
-// joinedQueue turns the join's read into the queue, when the read tells
-// all the queue rules need: every contender for a shared one; for the
-// others, that none is ahead. Otherwise it returns nil, for the caller to
-// read the whole queue: a predecessor alone does not tell whether it is
-// the last one ahead, nor does a read holding a key that is not a
-// contender.
+// joinedQueue turns the join's read into the queue, in create order, when
+// the read holds the whole queue: every key under the prefix, each a
+// contender. Otherwise it returns nil, for the caller to read the whole
+// queue: a predecessor with more keys before it does not tell whether it
+// is the last one ahead, nor does a read holding a key that is not a
+// contender. Two contenders taking turns join behind the holder alone,
+// and so wait with no read of their own.
 func joinedQueue(kind turnstile.Kind, prefix string, read *pb.ResponseOp) []queue.Contender {
-	kvs := read.GetResponseRange().Kvs
-	if kind != turnstile.Shared && len(kvs) != 1 {
+	r := read.GetResponseRange()
+	if r.GetMore() {
 		return nil
 	}
-	q := make([]queue.Contender, 0, len(kvs))
-	for _, kv := range kvs {
+	q := make([]queue.Contender, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
 		c, ok := parse(kv, prefix)
 		if !ok {
 			return nil
 		}
 		q = append(q, c)
+	}
+	if kind != turnstile.Shared {
+		slices.Reverse(q) // read newest first
 	}
 	return q
 }

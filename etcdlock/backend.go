@@ -90,7 +90,8 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	key := s.keys.take(prefix, word)
 	// A shared contender must see every exclusive one ahead of it; the
 	// others need only their predecessor, and are first without one. The
-	// last two tell also whether the predecessor is the last one ahead.
+	// newest two, with etcd's word on whether there are more, tell also
+	// whether the predecessor is the last one ahead (joinedQueue).
 	// Each read visits every key under the prefix that etcd has not yet
 	// compacted away, so one read is worth saving.
 	order := clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)

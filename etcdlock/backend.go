@@ -110,10 +110,6 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 		return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.discard(key) })
 	if err != nil {
-		if s.Err() == nil {
-			// An attempt may have put the key before a later one failed.
-			s.ending.Go(func() { s.discard(key) })
-		}
 		return queue.Contender{}, nil, fmt.Errorf("etcdlock: join %s: %w", name, err)
 	}
 	s.saw(resp.Header.Revision)
@@ -356,10 +352,6 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 		).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.discard(key) })
 	if err != nil {
-		if s.Err() == nil {
-			// An attempt may have put the key before a later one failed.
-			s.ending.Go(func() { s.discard(key) })
-		}
 		return queue.Contender{}, nil, fmt.Errorf("etcdlock: take a permit of %s: %w", name, err)
 	}
 	s.saw(resp.Header.Revision)
@@ -775,16 +767,30 @@ func (s *Session) discard(key string) {
 // retry runs a write that is safe to repeat until it has an answer: a
 // transient error (a lost connection, a leader change) may hide a write
 // that was applied, which the repeat then finds. The write runs on the
-// session's context rather than ctx, so that its outcome is always known:
-// if ctx ends first, retry returns ctx's error, and late, if any, undoes
-// the write once it is done. The session's end stops it.
+// session's context rather than ctx, so that its outcome is always known.
+// late, if any, undoes the write once it is done, if it failed (an
+// attempt may have landed before a later one failed) or if ctx ended
+// first, in which case retry returns ctx's error. It runs once, and never
+// while an attempt may still land: a join's late undo gives its key back
+// for the next join of the session to put, and a put landing after that
+// would meet the next join's key. The session's end stops the write,
+// and its lease then takes the key.
 func retry[T any](ctx context.Context, s *Session, write func(context.Context) (T, error), late func()) (T, error) {
 	var undo func(T, error)
 	if late != nil {
-		// Should the session end first, its lease takes the key.
-		undo = func(T, error) { late() } // whatever the answer: an attempt may have landed
+		undo = func(_ T, err error) {
+			if err == nil { // a failed write has begun its own undo
+				late()
+			}
+		}
 	}
-	return session.Await(ctx, s.ending, func() (T, error) { return repeat(s, write) }, undo)
+	return session.Await(ctx, s.ending, func() (T, error) {
+		v, err := repeat(s, write)
+		if err != nil && late != nil {
+			s.ending.Go(late)
+		}
+		return v, err
+	}, undo)
 }
 
 // repeat runs write until it has an answer, the session ends or

@@ -408,3 +408,28 @@ func TestHowLeft(t *testing.T) {
 		_ = m.Unlock(ctx) // the hold's Lost is told; nothing is left
 	}
 }
+
+// Closing the client ends the session at once, and every hold and wait
+// on it: a closed client can renew nothing.
+func TestClientClosed(t *testing.T) {
+	ctx := context.Background()
+	cli := etcdtest.NewClient(t, shared.Get(t).Endpoints()...)
+	s := session(t, cli)
+	name := locktest.Name()
+	holder := etcdlock.NewMutex(s, name)
+	require.NoError(t, holder.Lock(ctx))
+	got := make(chan error, 1)
+	go func() { got <- etcdlock.NewMutex(s, name).Lock(ctx) }()
+	locktest.Eventually(t, 5*time.Second, "the waiter queued", func() bool {
+		return env(shared.Get(t).Endpoints()...).Queued(t, name) == 2
+	})
+	require.NoError(t, cli.Close())
+	select {
+	case <-s.Done():
+	case <-time.After(time.Second): // the TTL is 5 s
+		t.Fatal("session still live a second after its client closed")
+	}
+	require.ErrorIs(t, s.Err(), turnstile.ErrLost)
+	require.ErrorIs(t, <-got, turnstile.ErrLost)
+	require.True(t, recipe.Closed(holder.Lost()))
+}

@@ -67,8 +67,8 @@ func WithLogger(l *slog.Logger) Option {
 //
 // A session ends for good when its lease expires or is revoked, when the
 // client has not been able to renew it for a TTL (the server has expired
-// it by then, whether or not the client has heard), or when Close is
-// called. It never grants itself a new lease: an ended session fails
+// it by then, whether or not the client has heard), when the client is
+// closed, or when Close is called. It never grants itself a new lease: an ended session fails
 // every call.
 type Session struct {
 	cli   *clientv3.Client
@@ -144,6 +144,12 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	ttl := time.Duration(resp.TTL) * time.Second
 	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: session.NewEnding(), ctx: sctx, stop: stop, ttl: ttl}
 	s.keys.salt = rand.Uint64()
+	// A closed client renews nothing, and its watches end at once, which
+	// waiters would take for a change and watch again until the TTL ran out.
+	forget := context.AfterFunc(cli.Ctx(), func() {
+		s.end(fmt.Errorf("%w: its etcd client was closed", turnstile.ErrLost))
+	})
+	s.stop = func() { stop(); forget() }
 	s.ending.Go(func() { s.keepAlive(sent, ttl) })
 	return s, nil
 }
@@ -232,7 +238,7 @@ func (s *Session) end(cause error) {
 }
 
 // Done returns a channel closed when the session ends: lease expired,
-// revoked or not renewed for a TTL, or Close called. Every hold made
+// revoked or not renewed for a TTL, its client closed, or Close called. Every hold made
 // through the session is lost by then.
 func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
 

@@ -68,7 +68,8 @@ type Backend interface {
 	// turnstile.ErrLost if self was already gone, unless retried says that
 	// an earlier Leave of self, whose outcome is unknown, may have removed
 	// it. With marked, a contender watching self with AwaitExit sees it
-	// Released rather than Deleted.
+	// Released rather than Deleted. A hold found lost is left too, with
+	// retried, so that the backend can take back what it used.
 	Leave(ctx context.Context, self queue.Contender, retried, marked bool) error
 
 	// AwaitRoom blocks until fits reports room among the contenders of

@@ -307,6 +307,10 @@ func (l *Lock) Release(ctx context.Context, kind turnstile.Kind) error {
 	var err error
 	if l.gone(h) {
 		err = fmt.Errorf("%w: %s", turnstile.ErrLost, h.Self.Key)
+		// Its node or key is gone, or goes with the session: the Leave
+		// changes nothing there, but lets the backend take back what the
+		// hold used (an etcd session's key, for its next join).
+		l.b.Leave(ctx, h.Self, true, false)
 	} else {
 		t.releasing(h)
 		err = l.b.Leave(ctx, h.Self, h.leaving, l.set.delay > 0)

@@ -433,3 +433,32 @@ func TestClientClosed(t *testing.T) {
 	require.ErrorIs(t, <-got, turnstile.ErrLost)
 	require.True(t, recipe.Closed(holder.Lost()))
 }
+
+// A hold whose key someone else deleted gives the key back with its
+// Unlock: the session's next Lock on the name puts the same key, as after
+// a release, rather than a key more for every such loss.
+func TestLostKeyReused(t *testing.T) {
+	ctx := context.Background()
+	cli := shared.Get(t).Client(t)
+	name := locktest.Name()
+	m := etcdlock.NewMutex(session(t, cli), name)
+	key := func() string {
+		q, err := cli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		require.NoError(t, err)
+		require.Len(t, q.Kvs, 1)
+		return string(q.Kvs[0].Key)
+	}
+	require.NoError(t, m.Lock(ctx))
+	held := key()
+	_, err := cli.Delete(ctx, held)
+	require.NoError(t, err)
+	select {
+	case <-m.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost() still open after the key was deleted")
+	}
+	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
+	require.NoError(t, m.Lock(ctx))
+	require.Equal(t, held, key())
+	require.NoError(t, m.Unlock(ctx))
+}

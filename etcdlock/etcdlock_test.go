@@ -462,3 +462,24 @@ func TestLostKeyReused(t *testing.T) {
 	require.Equal(t, held, key())
 	require.NoError(t, m.Unlock(ctx))
 }
+
+// Options that cannot work are refused before any request, with an
+// error matching turnstile.ErrInvalidOption.
+func TestBadOptions(t *testing.T) {
+	ctx := context.Background()
+	cli := shared.Get(t).Client(t)
+	before, err := cli.Leases(ctx)
+	require.NoError(t, err)
+	for what, opt := range map[string]etcdlock.Option{
+		"no TTL":         etcdlock.WithTTL(0),
+		"a negative TTL": etcdlock.WithTTL(-time.Second),
+		"a nil context":  etcdlock.WithContext(nil),
+		"a nil logger":   etcdlock.WithLogger(nil),
+	} {
+		_, err := etcdlock.NewSession(cli, opt)
+		require.ErrorIs(t, err, turnstile.ErrInvalidOption, what)
+	}
+	after, err := cli.Leases(ctx)
+	require.NoError(t, err)
+	require.Len(t, after.Leases, len(before.Leases), "leases granted")
+}

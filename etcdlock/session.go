@@ -31,13 +31,27 @@ type options struct {
 	lease clientv3.LeaseID
 	log   *slog.Logger
 	ctx   context.Context
+	err   error // an option that cannot work
+}
+
+// invalid records an option that cannot work, for NewSession to refuse
+// before it reaches a server.
+func (o *options) invalid(format string, args ...any) {
+	if o.err == nil {
+		o.err = fmt.Errorf("etcdlock: %w: "+format, append([]any{turnstile.ErrInvalidOption}, args...)...)
+	}
 }
 
 // WithTTL sets the TTL of the lease the session grants, rounded up to a
 // whole second (etcd's unit): how long a silent client keeps its lease,
 // and so its holds.
 func WithTTL(d time.Duration) Option {
-	return func(o *options) { o.ttl = d }
+	return func(o *options) {
+		if d <= 0 {
+			o.invalid("TTL %v: want more than 0", d)
+		}
+		o.ttl = d
+	}
 }
 
 // WithLease makes the session keep alive an existing lease instead of
@@ -52,13 +66,23 @@ func WithLease(id clientv3.LeaseID) Option {
 // NewSession waits up to 30 seconds. The session, once made, does not
 // end with ctx.
 func WithContext(ctx context.Context) Option {
-	return func(o *options) { o.ctx = ctx }
+	return func(o *options) {
+		if ctx == nil {
+			o.invalid("nil context")
+		}
+		o.ctx = ctx
+	}
 }
 
 // WithLogger sets where the session logs. The default discards
 // everything.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.log = l }
+	return func(o *options) {
+		if l == nil {
+			o.invalid("nil logger")
+		}
+		o.log = l
+	}
 }
 
 // Session is one etcd lease, kept alive, and the lifetime of every hold
@@ -107,6 +131,9 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	o := options{ttl: DefaultTTL, log: slog.New(slog.DiscardHandler), ctx: context.Background()}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.err != nil {
+		return nil, o.err
 	}
 	ctx, cancel := context.WithTimeout(o.ctx, 30*time.Second)
 	defer cancel()

@@ -191,9 +191,10 @@ func TestDirectoryNotWritable(t *testing.T) {
 // refused before any connection, and the password is not repeated.
 func TestBadCredentials(t *testing.T) {
 	_, err := zklock.Connect(shared.Get(t).Servers(), zklock.WithDigestAuth("ali:ce", wrongPassword))
-	require.Error(t, err)
+	require.ErrorIs(t, err, turnstile.ErrInvalidOption)
 	require.NotContains(t, err.Error(), wrongPassword)
 	_, err = zklock.Connect(shared.Get(t).Servers(), zklock.WithACL(zk.AuthACL(zk.PermAll)...))
+	require.ErrorIs(t, err, turnstile.ErrInvalidOption)
 	require.ErrorContains(t, err, "WithDigestAuth")
 }
 

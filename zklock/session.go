@@ -45,7 +45,12 @@ type auth struct {
 // WithSessionTimeout sets the session timeout asked of the server: how
 // long a silent client keeps its session, and so its holds.
 func WithSessionTimeout(d time.Duration) Option {
-	return func(o *options) { o.timeout = d }
+	return func(o *options) {
+		if d <= 0 {
+			o.invalid("session timeout %v: want more than 0", d)
+		}
+		o.timeout = d
+	}
 }
 
 // WithACL sets the ACL of the nodes the session creates: contenders, and
@@ -84,7 +89,7 @@ func WithACL(acl ...zk.ACL) Option {
 func WithDigestAuth(user, password string) Option {
 	return func(o *options) {
 		if strings.Contains(user, ":") {
-			o.err = fmt.Errorf("zklock: digest user %q contains ':'", user)
+			o.invalid("digest user %q contains ':'", user)
 		}
 		o.auth = append(o.auth, auth{"digest", []byte(user + ":" + password)})
 	}
@@ -95,19 +100,51 @@ func WithDigestAuth(user, password string) Option {
 // it they wait up to the session timeout, or 5 seconds if that is
 // shorter. The session, once granted, does not end with ctx.
 func WithContext(ctx context.Context) Option {
-	return func(o *options) { o.ctx = ctx }
+	return func(o *options) {
+		if ctx == nil {
+			o.invalid("nil context")
+		}
+		o.ctx = ctx
+	}
 }
 
 // WithLogger sets where the session and its ZooKeeper client log. The
 // default discards everything.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.log = l }
+	return func(o *options) {
+		if l == nil {
+			o.invalid("nil logger")
+		}
+		o.log = l
+	}
 }
 
 // WithDialer sets how Connect opens connections to the servers, for
 // example through a proxy.
 func WithDialer(d zk.Dialer) Option {
-	return func(o *options) { o.dialer = d }
+	return func(o *options) {
+		if d == nil {
+			o.invalid("nil dialer")
+		}
+		o.dialer = d
+	}
+}
+
+// invalid records an option that cannot work, for Connect and NewSession
+// to refuse before they reach a server.
+func (o *options) invalid(format string, args ...any) {
+	if o.err == nil {
+		o.err = fmt.Errorf("zklock: %w: "+format, append([]any{turnstile.ErrInvalidOption}, args...)...)
+	}
+}
+
+// check returns why the options cannot work, or nil.
+func (o *options) check() error {
+	if len(o.auth) == 0 && slices.ContainsFunc(o.acl, func(a zk.ACL) bool { return a.Scheme == "auth" }) {
+		// The server would refuse every create as an invalid ACL.
+		o.invalid(`the ACL scheme "auth" stands for the session's credentials, and there are none (WithDigestAuth)`)
+	}
+	return o.err
 }
 
 // Session is one ZooKeeper session, the lifetime of every hold and queued
@@ -150,12 +187,8 @@ func Connect(servers []string, opts ...Option) (*Session, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.err != nil {
-		return nil, o.err
-	}
-	if len(o.auth) == 0 && slices.ContainsFunc(o.acl, func(a zk.ACL) bool { return a.Scheme == "auth" }) {
-		// The server would refuse every create as an invalid ACL.
-		return nil, errors.New(`zklock: connect: the ACL scheme "auth" stands for the session's credentials, and there are none (WithDigestAuth)`)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	s := newSession(o)
 	s.tracked = true
@@ -196,9 +229,9 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.err != nil {
+	if err := o.check(); err != nil {
 		conn.Close()
-		return nil, o.err
+		return nil, err
 	}
 	// The client's SetLogger races with its own goroutines, so the
 	// connection keeps the logger it was opened with.

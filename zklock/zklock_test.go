@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -798,4 +799,36 @@ func TestConnectContext(t *testing.T) {
 	defer cancel()
 	_, err = zklock.Connect([]string{l.Addr().String()}, zklock.WithContext(ctx), zklock.WithSessionTimeout(30*time.Second))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// Options that cannot work are refused before any connection, with an
+// error matching turnstile.ErrInvalidOption.
+func TestBadOptions(t *testing.T) {
+	var dials atomic.Int32
+	dialer := func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		dials.Add(1)
+		return net.DialTimeout(network, addr, timeout)
+	}
+	for what, opt := range map[string]zklock.Option{
+		"no session timeout":       zklock.WithSessionTimeout(0),
+		"a negative timeout":       zklock.WithSessionTimeout(-time.Second),
+		"a nil context":            zklock.WithContext(nil),
+		"a nil logger":             zklock.WithLogger(nil),
+		"a nil dialer":             zklock.WithDialer(nil),
+		"a digest user with ':'":   zklock.WithDigestAuth("a:b", "c"),
+		"the auth ACL, no digests": zklock.WithACL(zk.AuthACL(zk.PermAll)...),
+	} {
+		opts := []zklock.Option{opt}
+		if what != "a nil dialer" {
+			opts = append(opts, zklock.WithDialer(dialer))
+		}
+		_, err := zklock.Connect(shared.Get(t).Servers(), opts...)
+		require.ErrorIs(t, err, turnstile.ErrInvalidOption, what)
+	}
+	require.Zero(t, dials.Load(), "connections opened")
+
+	conn, events, err := zk.Connect(shared.Get(t).Servers(), 4*time.Second)
+	require.NoError(t, err)
+	_, err = zklock.NewSession(conn, events, zklock.WithSessionTimeout(0))
+	require.ErrorIs(t, err, turnstile.ErrInvalidOption)
 }

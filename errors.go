@@ -6,12 +6,13 @@ import "errors"
 // wrapped with the lock name or node for context, so match them with
 // errors.Is.
 var (
-	// ErrLocked is returned by TryLock and TryRLock when another
-	// contender holds the lock, or stands ahead in the queue.
+	// ErrLocked is returned by TryLock, TryRLock and TryAcquire when
+	// another contender holds the lock (or every permit), or stands ahead
+	// in the queue.
 	ErrLocked = errors.New("turnstile: locked by another contender")
 
-	// ErrNotHeld is returned by Unlock, RUnlock and Resign when the value
-	// holds nothing to release.
+	// ErrNotHeld is returned by Unlock, RUnlock, Release and Resign when
+	// the value holds nothing to release.
 	ErrNotHeld = errors.New("turnstile: not held")
 
 	// ErrLost is returned when a hold or a place in the queue ended
@@ -38,9 +39,9 @@ var (
 	// Validate, or text that ParseSequencer cannot read.
 	ErrInvalidSequencer = errors.New("turnstile: invalid sequencer")
 
-	// ErrInvalidOption is returned, before any server call, by a recipe
-	// built with an option given a value out of its range, such as a
-	// negative lock-delay.
+	// ErrInvalidOption is returned, before any server call, by a session
+	// or recipe built with an option given a value out of its range, such
+	// as a negative lock-delay or session timeout.
 	ErrInvalidOption = errors.New("turnstile: invalid option")
 
 	// ErrNilSession is returned, before any server call, by a recipe

@@ -48,8 +48,9 @@ type fenced struct {
 // records it; it returns an error matching ErrStaleToken otherwise, and
 // one matching ErrInvalidSequencer for a seq without a valid name, mode
 // and token, such as the zero Sequencer of a hold that was lost. The
-// Fence does not use seq.Key, so a sequencer made of a name and a token
-// alone, such as an election term, will do. See Fence for why Do is
+// Fence does not use seq.Key, so a sequencer made of a name, a mode and
+// a token alone will do, such as Sequencer{Name: name, Mode: Exclusive,
+// Token: term} for the term election.Run gives its work. See Fence for why Do is
 // usually what a resource needs.
 func (f *Fence) Admit(seq Sequencer) error {
 	return f.Do(seq, nil)

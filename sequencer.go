@@ -10,8 +10,8 @@ import (
 // A Sequencer describes one hold (Chubby's word): the name held, the
 // mode and the fencing token, and the contender on the server that
 // holds, so that a resource elsewhere can check the hold with a Fence or
-// ask the server whether it is still current. Mutex, RWMutex and
-// Election give theirs; its text form travels in an HTTP header or gRPC
+// ask the server whether it is still current. Mutex, RWMutex, Semaphore
+// and Election give theirs; its text form travels in an HTTP header or gRPC
 // metadata.
 //
 // The zero Sequencer stands for no hold and is not valid.
@@ -19,7 +19,7 @@ type Sequencer struct {
 	// Name is the lock's or election's name.
 	Name string
 	// Mode is Exclusive for a mutex, a write lock or leadership, Shared
-	// for a read lock.
+	// for a read lock or a semaphore's permit.
 	Mode Kind
 	// Token is the hold's fencing token.
 	Token int64
@@ -75,7 +75,7 @@ const (
 
 // String returns the text form of s, as in
 //
-//	exclusive:8589934595:/locks/orders/lock-3f2a9c0d1e4b5a69-0000000007
+//	exclusive:8589934595:/locks/orders/_c_3f2a9c0d1e4b5a69-lock-0000000007
 //
 // mode, token and key, separated by colons. Bytes of the key outside
 // printable ASCII, spaces and '%' are written %XX, so the form is one

@@ -129,9 +129,10 @@ func (e *Election) Token() int64 { return e.l.Token() }
 func (e *Election) Sequencer() turnstile.Sequencer { return e.l.Sequencer() }
 
 // Lost returns a channel closed when this participant's leadership ends
-// other than by Resign: at once when its session ends, and within two
-// seconds when someone else deletes its node or key. It returns nil, a
-// channel that never closes, when it does not lead.
+// other than by Resign: at once when its session ends, and within about
+// two seconds when someone else deletes its node or key (on ZooKeeper, a
+// second more for every 64 holds of its session past the first 64). It
+// returns nil, a channel that never closes, when it does not lead.
 func (e *Election) Lost() <-chan struct{} { return e.l.Lost() }
 
 // Leader returns the id of the current leader, as the server has it: two

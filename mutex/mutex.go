@@ -140,8 +140,9 @@ func (m *Mutex) Sequencer() turnstile.Sequencer {
 // Lost returns a channel closed when the current hold ends other than by
 // Unlock: at once when its session ends (expired, or presumed expired
 // because the client could not hear from the server for a session
-// timeout or TTL), and within two seconds when someone else deletes
-// its node or key. It returns nil, a channel that never closes, when
+// timeout or TTL), and within about two seconds when someone else
+// deletes its node or key (on ZooKeeper, a second more for every 64
+// holds of its session past the first 64). It returns nil, a channel that never closes, when
 // nothing is held.
 func (m *Mutex) Lost() <-chan struct{} {
 	return m.l.Lost()

@@ -109,7 +109,9 @@ func (e *Election) Campaign(ctx context.Context) error {
 
 // Resign gives leadership up, and the next candidate leads. It returns an
 // error matching turnstile.ErrNotHeld when this participant does not
-// lead, and turnstile.ErrLost when its leadership had been lost.
+// lead, and turnstile.ErrLost when its leadership had been lost. Any other
+// error, such as ctx's end, leaves it leading, to Resign again, as
+// Mutex.Unlock does; a ctx that has already ended sends nothing.
 func (e *Election) Resign(ctx context.Context) error {
 	if e.err != nil {
 		return e.err
@@ -161,7 +163,8 @@ func (e *Election) Leader(ctx context.Context) (string, error) {
 // with the current one, and "" whenever it sees that no one leads. It
 // never repeats an id twice in a row, and never waits for a slow
 // reader: a reader that falls behind gets the latest leader, not every
-// one in between. Observing costs one watch, on the leader alone.
+// one in between. Observing costs one watch: on the leader alone, or on
+// the name while no one leads.
 //
 // The channel closes when ctx ends or the session ends; it is closed at
 // once if the participant was built with bad input.

@@ -114,9 +114,10 @@ func (m *Mutex) TryLock(ctx context.Context) error {
 // other, even when retried. It returns an error matching
 // turnstile.ErrNotHeld when the Mutex holds nothing, and turnstile.ErrLost
 // when the hold had been lost (the lock is then free on this value,
-// though another client may hold it). Any other error, such as ctx ending
-// while the server is unreachable, leaves the hold in place to Unlock
-// again.
+// though another client may hold it). Any other error, such as ctx's
+// end, leaves the hold in place to Unlock again. A ctx that has already
+// ended sends nothing, so a deferred Unlock that must release after ctx's
+// end takes context.WithoutCancel(ctx).
 func (m *Mutex) Unlock(ctx context.Context) error {
 	return m.l.Release(ctx, turnstile.Exclusive)
 }
@@ -142,8 +143,8 @@ func (m *Mutex) Sequencer() turnstile.Sequencer {
 // because the client could not hear from the server for a session
 // timeout or TTL), and within about two seconds when someone else
 // deletes its node or key (on ZooKeeper, a second more for every 64
-// holds of its session past the first 64). It returns nil, a channel that never closes, when
-// nothing is held.
+// holds of its session past the first 64). It returns nil, a channel
+// that never closes, when nothing is held.
 func (m *Mutex) Lost() <-chan struct{} {
 	return m.l.Lost()
 }

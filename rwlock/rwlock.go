@@ -49,7 +49,7 @@ var ErrUpgrade = errors.New("rwlock: cannot upgrade a read hold to a write hold"
 // Every hold carries a fencing token (Token), its contender's number on
 // the server. Read and write holds of a name are numbered on one scale,
 // so a resource can fence both with the same check. Lost and the loss of
-// a hold behave as for the mutexes of zklock and etcdlock.
+// a hold behave as for a mutex.Mutex.
 type RWMutex struct {
 	l *recipe.Lock
 }
@@ -100,7 +100,9 @@ func (rw *RWMutex) TryRLock(ctx context.Context) error {
 
 // RUnlock releases a read hold. It returns an error matching
 // turnstile.ErrNotHeld when the value holds no read lock, and
-// turnstile.ErrLost when the hold had been lost.
+// turnstile.ErrLost when the hold had been lost. Any other error, such as
+// ctx's end, leaves the hold in place to RUnlock again, as Mutex.Unlock
+// does; a ctx that has already ended sends nothing.
 func (rw *RWMutex) RUnlock(ctx context.Context) error {
 	return rw.l.Release(ctx, turnstile.Shared)
 }
@@ -134,7 +136,9 @@ func (rw *RWMutex) upgrade() error {
 
 // Unlock releases a write hold. It returns an error matching
 // turnstile.ErrNotHeld when the value holds no write lock, and
-// turnstile.ErrLost when the hold had been lost.
+// turnstile.ErrLost when the hold had been lost. Any other error, such as
+// ctx's end, leaves the hold in place to Unlock again, as Mutex.Unlock
+// does; a ctx that has already ended sends nothing.
 func (rw *RWMutex) Unlock(ctx context.Context) error {
 	return rw.l.Release(ctx, turnstile.Exclusive)
 }

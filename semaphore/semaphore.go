@@ -72,7 +72,7 @@ const MaxPermits = queue.MaxPermits
 // readers (Sequencer's mode is turnstile.Shared): it refuses the late
 // writes of a holder once a newer exclusive holder has written, not
 // those of other permit holders. Lost and the loss of a hold behave as
-// for the mutexes of zklock and etcdlock.
+// for a mutex.Mutex.
 type Semaphore struct {
 	l       *recipe.Lock
 	permits int
@@ -128,8 +128,9 @@ func (sem *Semaphore) TryAcquire(ctx context.Context) error {
 // Release gives the permit back. It returns an error matching
 // turnstile.ErrNotHeld when the value holds none, and turnstile.ErrLost
 // when the hold had been lost; in both cases, and on success, the value
-// is free for its next Acquire. Any other error (the server unreachable)
-// leaves the hold in place for another Release.
+// is free for its next Acquire. Any other error, such as ctx's end,
+// leaves the hold in place for another Release, as Mutex.Unlock does; a
+// ctx that has already ended sends nothing.
 func (sem *Semaphore) Release(ctx context.Context) error {
 	if sem.err != nil {
 		return sem.err

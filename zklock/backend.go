@@ -80,6 +80,10 @@ func (s *Session) readAfter(ctx context.Context, name string) *pipelinedRead {
 	r := &pipelinedRead{ctx: ctx, sending: make(chan struct{}), answer: make(chan []queue.Contender, 1)}
 	if !s.ending.Go(func() {
 		<-r.sending
+		if ctx.Err() != nil {
+			r.answer <- nil // no one waits for it
+			return
+		}
 		// The read already runs on a goroutine of its own, which result
 		// stops waiting for when ctx ends: under ctx it would be handed
 		// to another. A request the client has taken ends with the

@@ -114,10 +114,15 @@ func (e *Ending) Wait() {
 // call must then end with e, as the backends' calls do), and otherwise on
 // one of e's. If the caller stops waiting, late, if any, receives call's
 // eventual result on one of e's goroutines, so that it can undo what call
-// did: a write the caller no longer wants must not be left behind.
+// did: a write the caller no longer wants must not be left behind. A ctx
+// that has already ended runs nothing: an Unlock under it would otherwise
+// release on the server and report that it had not.
 func Await[T any](ctx context.Context, e *Ending, call func() (T, error), late func(T, error)) (T, error) {
 	var zero T
 	if err := e.Err(); err != nil {
+		return zero, err
+	}
+	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
 	if ctx.Done() == nil {

@@ -21,9 +21,10 @@ const MaxNameLen = 1024
 // every backend, so that a program may move between ZooKeeper and etcd
 // without renaming. A valid name is an absolute slash path such as
 // /locks/orders: no empty, "." or ".." segment, no trailing slash, valid
-// UTF-8 without control characters, outside ZooKeeper's reserved
-// /zookeeper tree, and at most MaxNameLen bytes. The error matches
-// ErrInvalidName.
+// UTF-8 without the characters ZooKeeper refuses in a path (control
+// characters, U+D800 to U+F8FF, U+FFF0 to U+FFFF), outside ZooKeeper's
+// reserved /zookeeper tree, and at most MaxNameLen bytes. The error
+// matches ErrInvalidName.
 func ValidateName(name string) error {
 	if err := checkName(name); err != nil {
 		return fmt.Errorf("%w %s: %s", ErrInvalidName, quote(name), err)

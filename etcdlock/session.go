@@ -62,9 +62,9 @@ func WithLease(id clientv3.LeaseID) Option {
 }
 
 // WithContext bounds NewSession: if ctx ends before the lease is granted
-// and renewed, NewSession gives up and returns ctx's error. Without it,
-// NewSession waits up to 30 seconds. The session, once made, does not
-// end with ctx.
+// and renewed, NewSession gives up and returns ctx's error. NewSession
+// waits 30 seconds at most, with or without it. The session, once made,
+// does not end with ctx.
 func WithContext(ctx context.Context) Option {
 	return func(o *options) {
 		if ctx == nil {

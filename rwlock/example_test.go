@@ -36,6 +36,7 @@ func ExampleRWMutex() {
 		log.Fatal(err)
 	}
 	fmt.Println("reading, mode:", reader.Mode())
+	read := reader.Token()
 	done := make(chan error)
 	go func() { done <- writer.Lock(ctx) }() // waits for the reader
 	if err := reader.RUnlock(ctx); err != nil {
@@ -44,7 +45,7 @@ func ExampleRWMutex() {
 	if err := <-done; err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("writing, mode:", writer.Mode(), "token after the reader's:", writer.Token() > 0)
+	fmt.Println("writing, mode:", writer.Mode(), "token after the reader's:", writer.Token() > read)
 	if err := writer.Unlock(ctx); err != nil {
 		log.Fatal(err)
 	}

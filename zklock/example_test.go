@@ -42,9 +42,15 @@ func ExampleMutex() {
 }
 
 func ExampleMutex_TryLock() {
-	a, _ := zklock.Connect(servers)
+	a, err := zklock.Connect(servers)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer a.Close()
-	b, _ := zklock.Connect(servers)
+	b, err := zklock.Connect(servers)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer b.Close()
 
 	ctx := context.Background()
@@ -52,8 +58,10 @@ func ExampleMutex_TryLock() {
 	if err := held.Lock(ctx); err != nil {
 		log.Fatal(err)
 	}
-	err := zklock.NewMutex(b, "/locks/report").TryLock(ctx)
+	err = zklock.NewMutex(b, "/locks/report").TryLock(ctx)
 	fmt.Println(errors.Is(err, turnstile.ErrLocked))
-	held.Unlock(ctx)
+	if err := held.Unlock(ctx); err != nil {
+		log.Fatal(err)
+	}
 	// Output: true
 }

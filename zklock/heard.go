@@ -2,9 +2,12 @@ package zklock
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/turnstile-go/turnstile"
 )
 
 // heardConn learns when the member it talks to last heard from the
@@ -47,13 +50,24 @@ func (c *heardConn) Write(b []byte) (int, error) {
 	// after a short write.
 	at := time.Since(c.s.born)
 	var buf [4]frameHead
+	closing := false
 	c.mu.Lock()
-	for range c.out.scan(b, buf[:0]) {
+	for _, h := range c.out.scan(b, buf[:0]) {
 		c.sent = append(c.sent, at)
+		closing = closing || !h.first && h.words[1] == opCloseSession
 	}
 	c.mu.Unlock()
+	if closing {
+		// The server ends the session as it reads this: its holds must
+		// end first. (Session.Close has ended it already; Conn().Close()
+		// has not.)
+		c.s.end(fmt.Errorf("%w: its ZooKeeper connection was closed", turnstile.ErrSessionClosed))
+	}
 	return c.Conn.Write(b)
 }
+
+// opCloseSession is the opcode of the request that ends a session.
+const opCloseSession = -11
 
 func (c *heardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)

@@ -240,7 +240,8 @@ func NewSession(conn *zk.Conn, events <-chan zk.Event, opts ...Option) (*Session
 		for {
 			select {
 			case ev, ok := <-events:
-				if !ok {
+				if !ok { // the connection was closed
+					s.end(fmt.Errorf("%w: its ZooKeeper connection was closed", turnstile.ErrSessionClosed))
 					return
 				}
 				s.events.push(ev)
@@ -447,7 +448,9 @@ func (s *Session) ID() int64 { return s.id }
 
 // Conn returns the session's connection, for the caller's own requests
 // on the same session, such as a Multi fenced by Guard. Closing it ends
-// the session.
+// the session, as Close does; on a session made by NewSession, the
+// session's holds hear of it only once the server may have ended it, so
+// Close is the way to end one.
 func (s *Session) Conn() *zk.Conn { return s.conn }
 
 // Close ends the session: the server deletes its nodes at once, so every
@@ -479,11 +482,15 @@ func call[T any](ctx context.Context, s *Session, f func() (T, error)) (T, error
 }
 
 // read is call for a request that changes nothing, which is also sent
-// again when its reply is lost.
+// again when its reply is lost, after a pause: a connection closed under
+// the session fails every request at once.
 func read[T any](ctx context.Context, s *Session, f func() (T, error)) (T, error) {
 	for {
 		v, err := call(ctx, s, f)
 		if !isLostReply(err) {
+			return v, err
+		}
+		if err := pause(ctx, s); err != nil {
 			return v, err
 		}
 	}

@@ -832,3 +832,23 @@ func TestBadOptions(t *testing.T) {
 	_, err = zklock.NewSession(conn, events, zklock.WithSessionTimeout(0))
 	require.ErrorIs(t, err, turnstile.ErrInvalidOption)
 }
+
+// Closing the session's connection ends the session before the server
+// can hear of it: the holder's Lost() is closed by the time another
+// session may hold.
+func TestConnClosed(t *testing.T) {
+	ctx := context.Background()
+	c := shared.Get(t)
+	s := connect(t, c)
+	name := locktest.Name()
+	holder := zklock.NewMutex(s, name)
+	require.NoError(t, holder.Lock(ctx))
+	token := holder.Token()
+	s.Conn().Close()
+	require.True(t, recipe.Closed(holder.Lost()), "Lost() open once the connection closed")
+	require.ErrorIs(t, s.Err(), turnstile.ErrSessionClosed)
+	next := zklock.NewMutex(connect(t, c), name)
+	require.NoError(t, next.Lock(ctx))
+	require.Greater(t, next.Token(), token)
+	require.NoError(t, next.Unlock(ctx))
+}

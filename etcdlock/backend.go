@@ -643,6 +643,9 @@ func (s backend) Leave(ctx context.Context, self queue.Contender, retried, marke
 	if err := s.Err(); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent, and so nothing to finish
+	}
 	if marked {
 		_, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(self.Key), "=", self.Seq)).

@@ -123,26 +123,29 @@ func TestUnlockFindsLoss(t *testing.T) {
 }
 
 // An Unlock under a ctx that has ended sends nothing and leaves the
-// hold; the hold is still told of its session's end.
+// hold, with a lock-delay too; the hold is still told of its session's
+// end.
 func TestUnlockGivenUpThenSessionEnds(t *testing.T) {
 	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
-		ctx := context.Background()
-		session := s.Session(t)
-		name := locktest.Name()
-		m := mutex.New(session, name)
-		require.NoError(t, m.Lock(ctx))
-		gaveUp, cancel := context.WithCancel(ctx)
-		cancel()
-		require.ErrorIs(t, m.Unlock(gaveUp), context.Canceled)
-		require.Positive(t, m.Token(), "the hold stays until Unlock succeeds")
-		require.Equal(t, 1, s.Queued(t, name), "the hold's node or key deleted")
-		require.NoError(t, session.Close())
-		select {
-		case <-m.Lost():
-		case <-time.After(time.Second):
-			t.Fatal("Lost() still open after the session's end")
+		for _, opts := range [][]mutex.Option{nil, {mutex.WithLockDelay(delay)}} {
+			ctx := context.Background()
+			session := s.Session(t)
+			name := locktest.Name()
+			m := mutex.New(session, name, opts...)
+			require.NoError(t, m.Lock(ctx))
+			gaveUp, cancel := context.WithCancel(ctx)
+			cancel()
+			require.ErrorIs(t, m.Unlock(gaveUp), context.Canceled)
+			require.Positive(t, m.Token(), "the hold stays until Unlock succeeds")
+			require.Equal(t, 1, s.Queued(t, name), "the hold's node or key deleted")
+			require.NoError(t, session.Close())
+			select {
+			case <-m.Lost():
+			case <-time.After(time.Second):
+				t.Fatal("Lost() still open after the session's end")
+			}
+			require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
 		}
-		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
 	})
 }
 

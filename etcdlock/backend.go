@@ -335,9 +335,11 @@ func (w *roomWatch) next(ctx context.Context, s *Session) error {
 }
 
 // Promote puts self's key among name's keys and deletes it from the
-// waiting room in one transaction, guarded by self's create revision,
-// which reads name's keys after the move too: one round trip. The new
-// key's create revision is its token.
+// waiting room in one transaction, guarded by self's create revision and
+// by self's key never having been put again (every reader then takes it
+// for released, see parse, and the waiter behind for the first), which
+// reads name's keys after the move too: one round trip. The new key's
+// create revision is its token.
 func (s backend) Promote(ctx context.Context, self queue.Contender, name string, value []byte) (queue.Contender, []queue.Contender, error) {
 	prefix := name + "/"
 	key := s.keys.take(prefix, queue.Word(turnstile.Permit, int(self.Permits)))
@@ -348,6 +350,7 @@ func (s backend) Promote(ctx context.Context, self queue.Contender, name string,
 	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(self.Key), "=", self.Seq),
+			clientv3.Compare(clientv3.Version(self.Key), "=", 1),
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 		).Then(then...).Else(clientv3.OpGet(key)).Commit()
 	}, func() { s.discard(key) })

@@ -4,20 +4,24 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/etcdlock"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/mutex"
 	"github.com/turnstile-go/turnstile/semaphore"
+	"github.com/turnstile-go/turnstile/zklock"
 )
 
 func TestMain(m *testing.M) { os.Exit(servicetest.Main(m, &endpoints)) }
@@ -438,4 +442,49 @@ func participants(t *testing.T, s *servicetest.Service, name string) []turnstile
 	}).Participants(context.Background(), name)
 	require.NoError(t, err)
 	return ps
+}
+
+// Another program's write to the first waiter's node or key is no
+// release: a 1-permit semaphore still admits one waiter per release. (On
+// ZooKeeper the waiter behind still waits for the first; on etcd every
+// reader takes a key put again for released, and the first waiter, so
+// written, can no longer move in.)
+func TestWaiterWrittenByAnother(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		name := locktest.Name()
+		sems := open(t, s, name, 1, 3)
+		holders(t, sems[0])
+		got := waiters(t, s, name, sems[1:])
+		switch session := s.Session(t).(type) {
+		case *zklock.Session:
+			kids, _, err := session.Conn().Children(room(name))
+			require.NoError(t, err)
+			seq := func(node string) string { return node[len(node)-10:] }
+			slices.SortFunc(kids, func(a, b string) int { return strings.Compare(seq(a), seq(b)) })
+			_, err = session.Conn().Set(room(name)+"/"+kids[0], []byte("written"), -1)
+			require.NoError(t, err)
+		case *etcdlock.Session:
+			q, err := session.Client().Get(ctx, room(name)+"/", clientv3.WithPrefix(),
+				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
+			require.NoError(t, err)
+			_, err = session.Client().Put(ctx, string(q.Kvs[0].Key), "written", clientv3.WithIgnoreLease())
+			require.NoError(t, err)
+		}
+		time.Sleep(200 * time.Millisecond) // the waiter behind wakes, and reads the room again
+		require.NoError(t, sems[0].Release(ctx))
+		admitted := -1
+		for i, ch := range got {
+			select {
+			case err := <-ch:
+				if err == nil {
+					require.Equal(t, -1, admitted, "waiters %d and %d both admitted on one permit", admitted+1, i+1)
+					admitted = i
+				}
+			case <-time.After(2 * time.Second):
+			}
+		}
+		require.NotEqual(t, -1, admitted, "no waiter admitted")
+		require.NoError(t, sems[admitted+1].Release(ctx))
+	})
 }

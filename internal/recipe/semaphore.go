@@ -95,12 +95,17 @@ func (l *Lock) promote(ctx context.Context, room string, self queue.Contender, q
 		case i > 0 && try:
 			return queue.Contender{}, nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 		case i > 0:
-			if _, err := l.b.AwaitExit(ctx, q[i-1]); err != nil {
+			exit, err := l.b.AwaitExit(ctx, q[i-1])
+			if err != nil {
 				return queue.Contender{}, nil, err
 			}
 			// Waiters only join behind self: once the one ahead has
-			// left, self is first without reading the room again.
-			if q = nil; i == 1 {
+			// left, self is first without reading the room again. A
+			// change that only looks like a release (another program's
+			// write to the node or key) is read again: a second waiter
+			// taking itself for the first would move in beside it, past
+			// the permits.
+			if q = nil; i == 1 && exit != Released {
 				q = []queue.Contender{self}
 			}
 			continue

@@ -219,8 +219,17 @@ func (l *Lock) wait(ctx context.Context, self queue.Contender, q []queue.Contend
 				return nil, fmt.Errorf("%w: %s", turnstile.ErrLocked, l.name)
 			}
 			exit, err := l.b.AwaitExit(ctx, d.Wait)
-			if err == nil && exit == Gone && l.set.delay > 0 {
-				exit, err = l.b.HowLeft(ctx, d.Wait)
+			if err == nil && exit != Released && l.set.delay > 0 {
+				// Owed from the moment the end is seen: a contender that
+				// leaves while it asks how the one ahead left must leave
+				// unmarked, for the one behind to serve the delay.
+				was := *owed
+				*owed = time.Now().Add(l.set.delay)
+				if exit == Gone {
+					if exit, err = l.b.HowLeft(ctx, d.Wait); exit == Released {
+						*owed = was
+					}
+				}
 			}
 			if err != nil {
 				return nil, err

@@ -543,50 +543,96 @@ func (s *Session) contender(name, child string) (queue.Contender, bool) {
 	return c, ok
 }
 
-// watch sets a data watch on path, the only watch a waiter keeps. Unlike
-// an exists watch, it is not left on the server when the node is gone
-// already: a watch for the node's creation would outlive the queue.
-func (s *Session) watch(ctx context.Context, path string) (*zk.Stat, <-chan zk.Event, error) {
-	type res struct {
-		stat *zk.Stat
-		ch   <-chan zk.Event
-	}
-	r, err := read(ctx, s, func() (res, error) {
-		_, st, ch, err := s.conn.GetW(path)
-		if errors.Is(err, zk.ErrNoNode) {
-			return res{}, nil
-		}
-		return res{st, ch}, err
-	})
-	return r.stat, r.ch, err
+// exitWatch is a data watch on a contender's node, the only watch a
+// waiter keeps, shared by every AwaitExit of the session on that node
+// until it fires. The client keeps a channel for each watch set until it
+// fires, and cannot remove one, so that waits given up one after another
+// on a long hold would otherwise pile them up. A data watch, unlike an
+// exists watch, is not left on the server when the node is gone already:
+// a watch for the node's creation would outlive the queue.
+type exitWatch struct {
+	ch    <-chan zk.Event // the client's: one event, then closed
+	fired chan struct{}   // closed once ev is set
+	ev    zk.Event
 }
 
-// AwaitExit watches c's node alone: one request, then one notification.
-// A marked Leave writes the node's data in the transaction that deletes
-// it, so the watch sees the write first; a session's end, or another
-// client's delete, only the deletion.
+// watchExit returns the session's watch on path, setting one if there is
+// none, or nil if there is no node at path. A watch already set was set
+// while the node was there, so any change since fires it, and reusing it
+// takes no request.
+func (s *Session) watchExit(ctx context.Context, path string) (*exitWatch, error) {
+	if v, ok := s.exitWatches.Load(path); ok {
+		select {
+		case <-v.(*exitWatch).fired:
+			s.exitWatches.CompareAndDelete(path, v)
+		default:
+			return v.(*exitWatch), nil
+		}
+	}
+	ch, err := read(ctx, s, func() (<-chan zk.Event, error) {
+		_, _, ch, err := s.conn.GetW(path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, nil
+		}
+		return ch, err
+	})
+	if err != nil || ch == nil {
+		return nil, err
+	}
+	w := &exitWatch{ch: ch, fired: make(chan struct{})}
+	s.exitWatches.LoadOrStore(path, w) // one set meanwhile stays shared; this one serves this wait
+	return w, nil
+}
+
+// event waits for w's event, until ctx or the session ends.
+func (w *exitWatch) event(ctx context.Context, s *Session, path string) (zk.Event, error) {
+	select {
+	case ev, ok := <-w.ch:
+		if ok {
+			w.ev = ev
+			s.exitWatches.CompareAndDelete(path, w)
+			close(w.fired)
+		} // else another waiter took the event, and sets it
+	case <-w.fired:
+	case <-ctx.Done():
+		return zk.Event{}, ctx.Err()
+	case <-s.Done():
+		return zk.Event{}, s.Err()
+	}
+	select {
+	case <-w.fired:
+		return w.ev, nil
+	case <-ctx.Done():
+		return zk.Event{}, ctx.Err()
+	case <-s.Done():
+		return zk.Event{}, s.Err()
+	}
+}
+
+// AwaitExit watches c's node alone: one request, then one notification,
+// and no request when the session already watches the node. A marked
+// Leave writes the node's data in the transaction that deletes it, so the
+// watch sees the write first; a session's end, or another client's
+// delete, only the deletion.
 func (s backend) AwaitExit(ctx context.Context, c queue.Contender) (recipe.Exit, error) {
 	for exit := recipe.Gone; ; exit = recipe.Deleted {
-		stat, ch, err := s.watch(ctx, c.Key)
-		if err != nil || stat == nil {
+		w, err := s.watchExit(ctx, c.Key)
+		if err != nil || w == nil {
 			return exit, err
 		}
-		select {
-		case ev := <-ch:
-			switch ev.Type {
-			case zk.EventNodeDeleted:
-				return recipe.Deleted, nil
-			case zk.EventNodeDataChanged:
-				return recipe.Released, nil
-			case zk.EventNotWatching:
-				return 0, s.wrap(cmpErr(ev.Err, zk.ErrClosing))
-			}
-			// Any other event: look again.
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-s.Done():
-			return 0, s.Err()
+		ev, err := w.event(ctx, s.Session, c.Key)
+		if err != nil {
+			return 0, err
 		}
+		switch ev.Type {
+		case zk.EventNodeDeleted:
+			return recipe.Deleted, nil
+		case zk.EventNodeDataChanged:
+			return recipe.Released, nil
+		case zk.EventNotWatching:
+			return 0, s.wrap(cmpErr(ev.Err, zk.ErrClosing))
+		}
+		// Any other event: look again.
 	}
 }
 

@@ -176,6 +176,7 @@ type Session struct {
 	swept        string   // the last key Gone read; only the tracker's one sweep calls Gone
 	stampRefused sync.Map // names under which this session may not write its own nodes
 	joinWatches  sync.Map // name → <-chan zk.Event: AwaitJoin's watch on it, until it fires
+	exitWatches  sync.Map // node path → *exitWatch: AwaitExit's watch on it, until it fires
 }
 
 // Connect opens a session on the ZooKeeper ensemble at servers

@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -851,4 +852,38 @@ func TestConnClosed(t *testing.T) {
 	require.NoError(t, next.Lock(ctx))
 	require.Greater(t, next.Token(), token)
 	require.NoError(t, next.Unlock(ctx))
+}
+
+// Waits given up on one long hold share one watch on the holder's node:
+// the client keeps a channel per watch it sets until the watch fires, so
+// each new watch would pile one up for as long as the hold lasts. Each
+// attempt after the first costs its join and its leave, and no watch.
+func TestGivenUpWaitsShareAWatch(t *testing.T) {
+	ctx := context.Background()
+	c := shared.Get(t)
+	name := locktest.Name()
+	holder := zklock.NewMutex(connect(t, c), name)
+	require.NoError(t, holder.Lock(ctx))
+	s := connect(t, c)
+	m := zklock.NewMutex(s, name)
+	e := env(c)
+	attempt := func() int64 {
+		before := requests(t, c)[s.ID()]
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, m.Lock(short), context.DeadlineExceeded)
+		locktest.Eventually(t, 5*time.Second, "the attempt's node removed", func() bool { return e.Queued(t, name) == 1 })
+		return requests(t, c)[s.ID()] - before
+	}
+	first := attempt()
+	var later []int64
+	for range 5 {
+		later = append(later, attempt())
+	}
+	t.Logf("requests per attempt: first %d, then %v", first, later)
+	// The median: now and then a join's pipelined read overtakes its
+	// create, and is sent again.
+	slices.Sort(later)
+	require.Less(t, later[len(later)/2], first, "a given-up wait set a watch again")
+	require.NoError(t, holder.Unlock(ctx))
 }

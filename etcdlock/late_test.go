@@ -14,7 +14,6 @@ import (
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/etcdlock"
-	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/etcdtest"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 )
@@ -73,41 +72,4 @@ func TestJoinLandingAfterItsCallerLeft(t *testing.T) {
 	require.NoError(t, m.Unlock(ctx))
 	require.NoError(t, other.TryLock(ctx))
 	require.NoError(t, other.Unlock(ctx))
-}
-
-// An Unlock that gives up while its delete is on the way leaves the hold,
-// and the delete, landing later, is no loss: Unlock again succeeds.
-func TestUnlockGivenUp(t *testing.T) {
-	ctx := context.Background()
-	name := locktest.Name()
-	var deletes atomic.Int32
-	cfg := etcdtest.ClientConfig(shared.Get(t).Endpoints()...)
-	cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(
-		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			if txn, ok := req.(*pb.TxnRequest); ok && len(txn.Success) > 0 && txn.Success[0].GetRequestDeleteRange() != nil &&
-				deletes.Add(1) == 1 {
-				time.Sleep(500 * time.Millisecond)
-			}
-			return invoke(ctx, method, req, reply, cc, opts...)
-		}))
-	cli, err := clientv3.New(cfg)
-	require.NoError(t, err)
-	defer cli.Close()
-	m := etcdlock.NewMutex(session(t, cli), name)
-	require.NoError(t, m.Lock(ctx))
-
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	require.ErrorIs(t, m.Unlock(short), context.DeadlineExceeded)
-	require.Positive(t, m.Token(), "the hold stays until Unlock succeeds")
-	e := env(shared.Get(t).Endpoints()...)
-	locktest.Eventually(t, 5*time.Second, "the late delete landed", func() bool { return e.Queued(t, name) == 0 })
-	time.Sleep(3 * recipe.SweepPeriod) // the session's checks see the key gone
-	select {
-	case <-m.Lost():
-		t.Fatal("Lost() closed for the holder's own delete")
-	default:
-	}
-	require.NoError(t, m.Unlock(ctx))
-	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrNotHeld)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/turnstile-go/turnstile/internal/recipe"
 
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
+	"github.com/turnstile-go/turnstile/internal/testing/proxy"
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
 	"github.com/turnstile-go/turnstile/mutex"
 )
@@ -119,6 +120,31 @@ func TestUnlockFindsLoss(t *testing.T) {
 		require.NoError(t, locktest.Backend(t, s.Session(t)).Leave(ctx, queue.Contender{Key: seq.Key, Seq: seq.Token}, false, false))
 		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrLost)
 		require.True(t, recipe.Closed(lost), "Lost() still open")
+	})
+}
+
+// An Unlock that gives up while its delete is held up on the way leaves
+// the hold, and the delete, landing later, is no loss: Unlock again
+// succeeds.
+func TestUnlockGivenUp(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx := context.Background()
+		session, p := s.Through(t, 10*time.Second)
+		name := locktest.Name()
+		m := mutex.New(session, name)
+		require.NoError(t, m.Lock(ctx))
+
+		p.Hold(proxy.ToServer)
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, m.Unlock(short), context.DeadlineExceeded)
+		require.Positive(t, m.Token(), "the hold stays until Unlock succeeds")
+		p.Release(proxy.ToServer)
+		locktest.Eventually(t, 10*time.Second, "the late delete landed", func() bool { return s.Queued(t, name) == 0 })
+		time.Sleep(3 * recipe.SweepPeriod) // the session's checks see the node or key gone
+		require.False(t, recipe.Closed(m.Lost()), "Lost() closed for the holder's own delete")
+		require.NoError(t, m.Unlock(ctx))
+		require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrNotHeld)
 	})
 }
 

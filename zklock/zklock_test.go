@@ -648,30 +648,6 @@ func TestLockGivenUp(t *testing.T) {
 	require.NoError(t, m.Unlock(ctx))
 }
 
-// An Unlock that gives up while the server is unreachable may still
-// delete the node later: that is no loss, and Unlock again succeeds.
-func TestUnlockGivenUp(t *testing.T) {
-	ctx := context.Background()
-	c, e, name, m := stallable(t)
-	require.NoError(t, m.Lock(ctx))
-
-	require.NoError(t, c.Node(0).Pause())
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel()
-	require.ErrorIs(t, m.Unlock(short), context.DeadlineExceeded)
-	require.Positive(t, m.Token(), "the hold stays until Unlock succeeds")
-	require.NoError(t, c.Node(0).Resume())
-	locktest.Eventually(t, 10*time.Second, "the late delete landed", func() bool { return e.Queued(t, name) == 0 })
-
-	select {
-	case <-m.Lost():
-		t.Fatal("Lost() closed for the holder's own delete")
-	default:
-	}
-	require.NoError(t, m.Unlock(ctx))
-	require.ErrorIs(t, m.Unlock(ctx), turnstile.ErrNotHeld)
-}
-
 // After a holder's session expires and another takes over, the server
 // says the old sequencer is no longer current and the new one is, and a
 // Multi guarded by the old hold changes nothing.

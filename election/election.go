@@ -21,10 +21,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sync"
 	"time"
 
 	"github.com/turnstile-go/turnstile"
+	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/recipe"
 )
 
@@ -138,8 +140,10 @@ func (e *Election) Sequencer() turnstile.Sequencer { return e.l.Sequencer() }
 func (e *Election) Lost() <-chan struct{} { return e.l.Lost() }
 
 // Leader returns the id of the current leader, as the server has it: two
-// requests, or more if the leader changes meanwhile. With no candidate,
-// it returns an error matching turnstile.ErrNoLeader.
+// requests, or more if the leader changes meanwhile. A leader of another
+// client that stored no id is named by its node or key (lock-0000000002 on
+// ZooKeeper, its lease in hex on etcd). With no candidate, it returns an
+// error matching turnstile.ErrNoLeader.
 func (e *Election) Leader(ctx context.Context) (string, error) {
 	if e.err != nil {
 		return "", e.err
@@ -154,17 +158,17 @@ func (e *Election) Leader(ctx context.Context) (string, error) {
 		}
 		id, queued, err := e.b.Value(ctx, q[0])
 		if err != nil || queued {
-			return string(id.Value), err
+			return idOf(q[0], id), err
 		}
 	}
 }
 
-// Observe returns a channel of the ids of successive leaders, starting
-// with the current one, and "" whenever it sees that no one leads. It
-// never repeats an id twice in a row, and never waits for a slow
-// reader: a reader that falls behind gets the latest leader, not every
-// one in between. Observing costs one watch: on the leader alone, or on
-// the name while no one leads.
+// Observe returns a channel of the ids of successive leaders, as Leader
+// names them, starting with the current one, and "" whenever it sees that
+// no one leads. It never repeats an id twice in a row, and never waits
+// for a slow reader: a reader that falls behind gets the latest leader,
+// not every one in between. Observing costs one watch: on the leader
+// alone, or on the name while no one leads.
 //
 // The channel closes when ctx ends or the session ends; it is closed at
 // once if the participant was built with bad input.
@@ -277,9 +281,20 @@ func (e *Election) followOnce(ctx context.Context, report func(string)) error {
 	if err != nil || !queued {
 		return err
 	}
-	report(string(id.Value))
+	report(idOf(q[0], id))
 	_, err = e.b.AwaitExit(ctx, q[0])
 	return err
+}
+
+// idOf returns the id the leader c stored, or, where it stored none (a
+// leader of another client: go-zookeeper's zk.Lock, a Curator latch
+// without an id, a concurrency.Election campaign on ""), the name of its
+// node or key: a leader is never reported as no one.
+func idOf(c queue.Contender, e recipe.Entry) string {
+	if len(e.Value) == 0 {
+		return path.Base(c.Key)
+	}
+	return string(e.Value)
 }
 
 // Pauses between attempts that failed on an unreachable server.

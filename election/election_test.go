@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/turnstile-go/turnstile"
 	"github.com/turnstile-go/turnstile/election"
+	"github.com/turnstile-go/turnstile/etcdlock"
 	"github.com/turnstile-go/turnstile/internal/queue"
 	"github.com/turnstile-go/turnstile/internal/testing/locktest"
 	"github.com/turnstile-go/turnstile/internal/testing/servicetest"
@@ -233,6 +236,44 @@ func TestObserve(t *testing.T) {
 		cancel()
 		for range ch { // closes
 		}
+	})
+}
+
+// A leader of another client that stored no id (go-zookeeper's zk.Lock,
+// a Curator latch left without one, a concurrency.Election campaign on
+// "") is a leader all the same: Leader and Observe report it by its node's
+// or key's name, never as no one.
+func TestForeignLeaderWithoutID(t *testing.T) {
+	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		name := locktest.Name()
+		ch := election.New(s.Session(t), name, "observer").Observe(ctx)
+		require.Equal(t, "", <-ch)
+		first := election.New(s.Session(t), name, "a")
+		require.NoError(t, first.Campaign(ctx))
+		require.Equal(t, "a", <-ch)
+		var key string
+		switch session := s.Session(t).(type) {
+		case *zklock.Session:
+			made, err := session.Conn().Create(name+"/lock-", nil, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+			require.NoError(t, err)
+			key = made
+		case *etcdlock.Session:
+			key = fmt.Sprintf("%s/%x", name, session.Lease())
+			_, err := session.Client().Put(ctx, key, "", clientv3.WithLease(session.Lease()))
+			require.NoError(t, err)
+		}
+		require.NoError(t, first.Resign(ctx))
+		select {
+		case id := <-ch:
+			require.Equal(t, path.Base(key), id)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the foreign leader not observed")
+		}
+		leader, err := election.New(s.Session(t), name, "observer").Leader(ctx)
+		require.NoError(t, err)
+		require.Equal(t, path.Base(key), leader)
 	})
 }
 

@@ -7,8 +7,8 @@ import "errors"
 // errors.Is.
 var (
 	// ErrLocked is returned by TryLock, TryRLock and TryAcquire when
-	// another contender holds the lock (or every permit), or stands ahead
-	// in the queue.
+	// another contender holds the lock (or every permit) or stands ahead
+	// in the queue, or when the same value already holds or is acquiring.
 	ErrLocked = errors.New("turnstile: locked by another contender")
 
 	// ErrNotHeld is returned by Unlock, RUnlock, Release and Resign when

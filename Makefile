@@ -21,7 +21,8 @@ ZK_JAR := /usr/share/java/zookeeper.jar
 CURATOR_JAR := /usr/share/java/curator-recipes.jar
 SLF4J_JAR := /usr/share/java/slf4j-simple.jar
 KAZOO := /usr/lib/python3/dist-packages/kazoo
-PACKAGES := zookeeper libcurator-recipes-java libslf4j-java python3-kazoo default-jdk-headless
+# gcc and libc6-dev: the race detector needs cgo.
+PACKAGES := zookeeper libcurator-recipes-java libslf4j-java python3-kazoo default-jdk-headless gcc libc6-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODULES := . internal/testing/embedetcd examples benchmarks
 export GOWORK := off
@@ -36,7 +37,8 @@ test: deps
 
 deps:
 	@if [ ! -f $(ZK_JAR) ] || [ ! -f $(CURATOR_JAR) ] || [ ! -f $(SLF4J_JAR) ] || [ ! -d $(KAZOO) ] \
-		|| ! command -v java >/dev/null || ! command -v javac >/dev/null || [ ! -x /usr/bin/python3 ]; then \
+		|| ! command -v java >/dev/null || ! command -v javac >/dev/null || [ ! -x /usr/bin/python3 ] \
+		|| ! command -v gcc >/dev/null || [ ! -f /usr/include/stdlib.h ]; then \
 		echo "installing $(PACKAGES) (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PACKAGES); \

@@ -12,7 +12,11 @@
 // writes, so that a resource can refuse it once a later holder has come.
 // If the hold is lost while the command runs, dlock stops the command
 // (SIGTERM, then SIGKILL after a grace period) and exits 1; otherwise it
-// exits with the command's status. Endpoints also come from
+// exits with the command's status (128 plus the signal's number if a
+// signal ended it), also when dlock itself is interrupted and passes
+// SIGTERM on. On Linux the command is killed if dlock dies, and, unless
+// dlock runs on a terminal, runs in a process group of its own, which
+// dlock stops whole. Endpoints also come from
 // ETCD_ENDPOINTS or ZK_SERVERS.
 //
 // With -permits N the command runs under one of N permits of a
@@ -51,6 +55,9 @@ func main() {
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			os.Exit(128 + int(ws.Signal())) // as a shell reports it
+		}
 		os.Exit(exit.ExitCode())
 	case errors.Is(err, errSkipped):
 		fmt.Fprintln(os.Stderr, err)
@@ -225,9 +232,11 @@ func progress(out io.Writer, name string, t0 time.Time) func() {
 }
 
 // runHolding runs command with the hold in its environment, and stops it
-// if the hold is lost or ctx ends first.
+// if the hold is lost or ctx ends first. It returns the command's result,
+// unless the hold was lost.
 func runHolding(ctx context.Context, out io.Writer, command []string, seq turnstile.Sequencer, lost <-chan struct{}) error {
 	cmd := exec.Command(command[0], command[1:]...)
+	ownGroup(cmd)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, out, os.Stderr
 	cmd.Env = append(os.Environ(),
 		"TURNSTILE_NAME="+seq.Name,
@@ -249,12 +258,16 @@ func runHolding(ctx context.Context, out io.Writer, command []string, seq turnst
 		stopped = ctx.Err()
 	}
 	fmt.Fprintf(out, "dlock: stopping the command: %v\n", stopped)
-	cmd.Process.Signal(syscall.SIGTERM)
+	signalGroup(cmd, syscall.SIGTERM)
+	var err error
 	select {
-	case <-exited:
+	case err = <-exited:
 	case <-time.After(grace):
-		cmd.Process.Kill()
-		<-exited
+		signalGroup(cmd, syscall.SIGKILL)
+		err = <-exited
 	}
-	return stopped
+	if errors.Is(stopped, turnstile.ErrLost) {
+		return stopped
+	}
+	return err // dlock was told to stop: the command's own answer to it
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,5 +288,59 @@ func TestListBinary(t *testing.T) {
 			t.Errorf("row %d: token %d after %d", i, token, last)
 		}
 		last = token
+	}
+}
+
+// When its hold is lost, dlock stops the whole command, not only the
+// process it started: a shell's background loop stops writing too.
+func TestLostStopsEveryProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("dlock stops a command's whole process group on Linux only")
+	}
+	bin := binary(t)
+	lock := name()
+	ticks := filepath.Join(t.TempDir(), "ticks")
+	// The loop ends by itself after 20 s, should it outlive the test.
+	script := `sh -c 'for i in $(seq 200); do date +%s%N > "$0"; sleep 0.1; done' "$0" & wait`
+	cmd := exec.Command(bin, "-etcd", endpoint, "-name", lock, "-ttl", "2s", "--", "sh", "-c", script, ticks)
+	var out syncbuf.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, ticks)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Delete(context.Background(), lock+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "stopping the command"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dlock did not stop the command after its hold was deleted\n%s", out.String())
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	before, _ := os.ReadFile(ticks)
+	time.Sleep(500 * time.Millisecond)
+	if after, _ := os.ReadFile(ticks); string(after) != string(before) {
+		t.Fatalf("the command's background loop still runs after dlock stopped it\n%s", out.String())
+	}
+	var exit *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("dlock after its hold was deleted: %v, want exit status 1\n%s", err, out.String())
+	}
+}
+
+// A command ended by a signal makes dlock exit as a shell reports it:
+// 128 plus the signal's number.
+func TestExitStatusOfSignal(t *testing.T) {
+	bin := binary(t)
+	out, err := exec.Command(bin, "-etcd", endpoint, "-name", name(), "--", "sh", "-c", "kill -KILL $$").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 128+9 {
+		t.Fatalf("dlock: %v, want exit status 137\n%s", err, out)
 	}
 }

@@ -245,9 +245,7 @@ func TestObserve(t *testing.T) {
 // or key's name, never as no one.
 func TestForeignLeaderWithoutID(t *testing.T) {
 	servicetest.Each(t, func(t *testing.T, s *servicetest.Service) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		name := locktest.Name()
+		ctx, name := t.Context(), locktest.Name()
 		ch := election.New(s.Session(t), name, "observer").Observe(ctx)
 		require.Equal(t, "", <-ch)
 		first := election.New(s.Session(t), name, "a")

@@ -137,15 +137,7 @@ func TestLost(t *testing.T) {
 		done <- err
 	}()
 	waitFile(t, ready)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	// An operator deletes the hold.
-	if _, err := cli.Delete(context.Background(), lock+"/", clientv3.WithPrefix()); err != nil {
-		t.Fatal(err)
-	}
+	deleteHold(t, lock)
 	select {
 	case err := <-done:
 		if !errors.Is(err, turnstile.ErrLost) || !strings.Contains(out, "stopping the command") {
@@ -182,6 +174,19 @@ func TestBadUsage(t *testing.T) {
 		if err := run(context.Background(), &syncbuf.Buffer{}, args); err == nil {
 			t.Errorf("run %q: no error", args)
 		}
+	}
+}
+
+// deleteHold deletes every key of lock, as an operator would.
+func deleteHold(t *testing.T, lock string) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Delete(context.Background(), lock+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -309,14 +314,7 @@ func TestLostStopsEveryProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFile(t, ticks)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	if _, err := cli.Delete(context.Background(), lock+"/", clientv3.WithPrefix()); err != nil {
-		t.Fatal(err)
-	}
+	deleteHold(t, lock)
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "stopping the command"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("dlock did not stop the command after its hold was deleted\n%s", out.String())

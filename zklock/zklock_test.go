@@ -835,9 +835,7 @@ func TestConnClosed(t *testing.T) {
 // each new watch would pile one up for as long as the hold lasts. Each
 // attempt after the first costs its join and its leave, and no watch.
 func TestGivenUpWaitsShareAWatch(t *testing.T) {
-	ctx := context.Background()
-	c := shared.Get(t)
-	name := locktest.Name()
+	ctx, c, name := t.Context(), shared.Get(t), locktest.Name()
 	holder := zklock.NewMutex(connect(t, c), name)
 	require.NoError(t, holder.Lock(ctx))
 	s := connect(t, c)

@@ -39,9 +39,8 @@ func (k Kind) String() string {
 // Session is a session with a coordination service, the lifetime of
 // every hold made through it: a *zklock.Session or an *etcdlock.Session.
 // The recipes that run over either (mutex, rwlock, semaphore, election)
-// take it; any other
-// implementation is refused by their calls with an error matching
-// ErrNilSession.
+// take it; any other implementation is refused by their calls with an
+// error matching ErrNilSession.
 type Session interface {
 	// Done is closed when the session ends: expired, lost or closed.
 	Done() <-chan struct{}

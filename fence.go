@@ -50,8 +50,8 @@ type fenced struct {
 // and token, such as the zero Sequencer of a hold that was lost. The
 // Fence does not use seq.Key, so a sequencer made of a name, a mode and
 // a token alone will do, such as Sequencer{Name: name, Mode: Exclusive,
-// Token: term} for the term election.Run gives its work. See Fence for why Do is
-// usually what a resource needs.
+// Token: term} for the term election.Run gives its work. See Fence for
+// why Do is usually what a resource needs.
 func (f *Fence) Admit(seq Sequencer) error {
 	return f.Do(seq, nil)
 }

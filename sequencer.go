@@ -11,8 +11,8 @@ import (
 // mode and the fencing token, and the contender on the server that
 // holds, so that a resource elsewhere can check the hold with a Fence or
 // ask the server whether it is still current. Mutex, RWMutex, Semaphore
-// and Election give theirs; its text form travels in an HTTP header or gRPC
-// metadata.
+// and Election give theirs; its text form travels in an HTTP header or
+// gRPC metadata.
 //
 // The zero Sequencer stands for no hold and is not valid.
 type Sequencer struct {

@@ -92,8 +92,8 @@ func WithLogger(l *slog.Logger) Option {
 // A session ends for good when its lease expires or is revoked, when the
 // client has not been able to renew it for a TTL (the server has expired
 // it by then, whether or not the client has heard), when the client is
-// closed, or when Close is called. It never grants itself a new lease: an ended session fails
-// every call.
+// closed, or when Close is called. It never grants itself a new lease:
+// an ended session fails every call.
 type Session struct {
 	cli   *clientv3.Client
 	lease clientv3.LeaseID
@@ -265,8 +265,8 @@ func (s *Session) end(cause error) {
 }
 
 // Done returns a channel closed when the session ends: lease expired,
-// revoked or not renewed for a TTL, its client closed, or Close called. Every hold made
-// through the session is lost by then.
+// revoked or not renewed for a TTL, its client closed, or Close called.
+// Every hold made through the session is lost by then.
 func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
 
 // Err returns nil while the session lives, then why it ended: an error

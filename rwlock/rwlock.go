@@ -168,8 +168,8 @@ func (rw *RWMutex) Mode() turnstile.Kind {
 // Lost returns a channel closed when the current hold ends other than by
 // release: at once when its session ends, and within about two seconds
 // when someone else deletes its node or key (on ZooKeeper, a second more
-// for every 64 holds of its session past the first 64). It returns nil, a channel that
-// never closes, when nothing is held.
+// for every 64 holds of its session past the first 64). It returns nil,
+// a channel that never closes, when nothing is held.
 func (rw *RWMutex) Lost() <-chan struct{} {
 	return rw.l.Lost()
 }

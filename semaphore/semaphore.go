@@ -156,8 +156,8 @@ func (sem *Semaphore) Sequencer() turnstile.Sequencer {
 // Lost returns a channel closed when the current hold ends other than by
 // release: at once when its session ends, and within about two seconds
 // when someone else deletes its node or key (on ZooKeeper, a second more
-// for every 64 holds of its session past the first 64). It returns nil, a channel that
-// never closes, when nothing is held.
+// for every 64 holds of its session past the first 64). It returns nil,
+// a channel that never closes, when nothing is held.
 func (sem *Semaphore) Lost() <-chan struct{} {
 	return sem.l.Lost()
 }

@@ -94,16 +94,13 @@ func (s backend) Join(ctx context.Context, name string, kind turnstile.Kind, lab
 	// whether the predecessor is the last one ahead (joinedQueue).
 	// Each read visits every key under the prefix that etcd has not yet
 	// compacted away, so one read is worth saving.
-	order := clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)
-	limit := clientv3.WithLimit(0)
-	if kind != turnstile.Shared {
-		order = clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend)
-		limit = clientv3.WithLimit(2)
+	var read clientv3.Op
+	if kind == turnstile.Shared {
+		read = clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	} else {
+		read = clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2))
 	}
-	then := []clientv3.Op{
-		clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease)),
-		clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(), order, limit),
-	}
+	then := []clientv3.Op{clientv3.OpPut(key, string(value), clientv3.WithLease(s.lease)), read}
 	// The write runs on the session's context (retry), so ctx needs no
 	// binding to the session.
 	resp, err := retry(ctx, s.Session, func(ctx context.Context) (*clientv3.TxnResponse, error) {
@@ -718,6 +715,7 @@ type keySlots struct {
 	// 64-bit hash with a taken one.
 	taken map[uint64]struct{}
 	seed  maphash.Seed
+	ids   []string // each slot's id, by slot
 }
 
 // take returns the first key under prefix, of the form queue.Node
@@ -731,13 +729,23 @@ func (k *keySlots) take(prefix, word string) string {
 	}
 	for slot := uint64(0); ; slot++ {
 		// Slots spread over the id space, as random ids would be.
-		key := prefix + queue.Node(word, fmt.Sprintf("%016x", k.salt^(slot*0x9e3779b97f4a7c15)))
+		key := prefix + queue.Node(word, k.id(slot))
 		h := maphash.String(k.seed, key)
 		if _, taken := k.taken[h]; !taken {
 			k.taken[h] = struct{}{}
 			return key
 		}
 	}
+}
+
+// id returns slot's id, made once per session: a value that locks again
+// mostly takes the same slot, and formatting its id each time was a
+// take's only allocations besides the key. Called with mu held.
+func (k *keySlots) id(slot uint64) string {
+	for uint64(len(k.ids)) <= slot {
+		k.ids = append(k.ids, fmt.Sprintf("%016x", k.salt^(uint64(len(k.ids))*0x9e3779b97f4a7c15)))
+	}
+	return k.ids[slot]
 }
 
 // give returns a key that is surely gone.

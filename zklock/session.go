@@ -477,7 +477,8 @@ func (l zkLogger) Printf(format string, args ...any) {
 // call runs a ZooKeeper request under ctx. The client's requests take no
 // context, so a request left behind on ctx's end still completes, or
 // fails when the connection closes, in its own goroutine. A request the
-// client never sent, for want of a server, is sent again.
+// client never sent, for want of a server, is sent again, and so is one
+// the server's throttler refused, after a backoff.
 func call[T any](ctx context.Context, s *Session, f func() (T, error)) (T, error) {
 	return callOr(ctx, s, f, nil)
 }
@@ -505,6 +506,7 @@ func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late fu
 	if late != nil {
 		undo = func(v T, err error) { late(v, s.wrap(err)) }
 	}
+	backoff := 50 * time.Millisecond
 	for {
 		v, err := session.Await(ctx, s.ending, f, undo)
 		if errors.Is(err, zk.ErrNoServer) {
@@ -519,15 +521,39 @@ func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late fu
 			s.end(fmt.Errorf("%w: ZooKeeper session %#x expired (the client is on %#x)", turnstile.ErrLost, s.id, id))
 			return v, s.Err()
 		}
+		if throttled(err) {
+			// Refused before it was applied, for the server's load: sent
+			// again after pauses that double up to a second, so that
+			// load passes rather than fails a Lock or leaves a hold.
+			if err := wait(ctx, s, backoff); err != nil {
+				return v, err
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
 		return v, s.wrap(err)
 	}
+}
+
+// throttled reports whether the server's request throttler refused a
+// request (ZooKeeper's ZTHROTTLEDOP), which it does before applying it.
+// The client knows no such error and reports the bare code.
+func throttled(err error) bool {
+	return err != nil && err.Error() == "unknown error: -127"
 }
 
 // pause waits a moment before a request is sent again, while the client
 // looks for a server.
 func pause(ctx context.Context, s *Session) error {
+	return wait(ctx, s, 50*time.Millisecond)
+}
+
+// wait waits d, or until ctx or the session ends.
+func wait(ctx context.Context, s *Session, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-time.After(50 * time.Millisecond):
+	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -861,3 +861,42 @@ func TestGivenUpWaitsShareAWatch(t *testing.T) {
 	require.Less(t, later[len(later)/2], first, "a given-up wait set a watch again")
 	require.NoError(t, holder.Unlock(ctx))
 }
+
+// A server that throttles (ZooKeeper's request throttler answers a request
+// that waited too long in its queue without applying it) slows Locks and
+// Unlocks down but fails none of them.
+func TestThrottled(t *testing.T) {
+	c := zktest.Start(t,
+		zktest.Property("zookeeper.request_throttle_max_requests", "1"),
+		zktest.Property("zookeeper.request_throttle_stall_time", "1"),
+		zktest.Property("zookeeper.throttled_op_wait_time", "1"))
+	ctx := context.Background()
+	name := locktest.Name()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 6 {
+		m := zklock.NewMutex(connect(t, c), name)
+		wg.Go(func() {
+			for range 5 {
+				if err := m.Lock(ctx); err != nil {
+					errs <- fmt.Errorf("lock: %w", err)
+					return
+				}
+				if err := m.Unlock(ctx); err != nil {
+					errs <- fmt.Errorf("unlock: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	vars, err := c.Node(0).Mntr(ctx)
+	require.NoError(t, err)
+	throttled, _ := strconv.Atoi(vars["zk_throttled_ops"])
+	require.Positive(t, throttled, "requests the server throttled")
+	t.Logf("%d requests throttled", throttled)
+}

@@ -104,6 +104,14 @@ type Option func(*config)
 type config struct {
 	tick        time.Duration
 	peerProxies bool
+	properties  []string // -Dkey=value
+}
+
+// Property sets the Java system property key (as -Dkey=value) on every
+// node, for settings zoo.cfg does not take, such as the request
+// throttler's.
+func Property(key, value string) Option {
+	return func(c *config) { c.properties = append(c.properties, "-D"+key+"="+value) }
 }
 
 // TickTime sets ZooKeeper's tickTime (default 200ms). The server clamps
@@ -434,7 +442,7 @@ log4j.appender.FILE.layout.ConversionPattern=%%d{ISO8601} %%-5p [%%t] %%c{1}: %%
 			return err
 		}
 	}
-	args := append([]string{}, jvmFlags...)
+	args := append(append([]string{}, jvmFlags...), cfg.properties...)
 	// The node's directory comes first so that its log4j.properties wins.
 	args = append(args, "-cp", n.dir+string(os.PathListSeparator)+classpath,
 		"org.apache.zookeeper.server.quorum.QuorumPeerMain", filepath.Join(n.dir, "zoo.cfg"))

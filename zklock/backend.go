@@ -374,28 +374,10 @@ func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, err
 }
 
 // contenders reads name's children as contenders, leaving out the others.
-// Their paths share one string: a path made for each child was most of a
-// long queue's allocations, and every waiter reads the queue.
 func (s *Session) contenders(name string, children []string) []queue.Contender {
-	size := 0
-	for _, child := range children {
-		size += len(name) + 1 + len(child)
-	}
-	var b strings.Builder
-	b.Grow(size)
-	for _, child := range children {
-		b.WriteString(name)
-		b.WriteByte('/')
-		b.WriteString(child)
-	}
-	paths := b.String()
 	q := make([]queue.Contender, 0, len(children))
 	for _, child := range children {
-		c, ok := znode.Parse(child)
-		path := paths[:len(name)+1+len(child)]
-		paths = paths[len(path):]
-		if ok {
-			c.Key = path
+		if c, ok := s.contender(name, child); ok {
 			q = append(q, c)
 		}
 	}

@@ -483,3 +483,13 @@ func TestBadOptions(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, after.Leases, len(before.Leases), "leases granted")
 }
+
+// A holder whose process stops for longer than its lease's TTL holds
+// nothing when it runs again, before its session's own goroutines run.
+func TestPausedHolder(t *testing.T) {
+	locktest.PausedHolder(t, 7*time.Second, func(ctx context.Context) func() int64 {
+		m := etcdlock.NewMutex(session(t, shared.Get(t).Client(t)), locktest.Name())
+		require.NoError(t, m.Lock(ctx))
+		return m.Token
+	})
+}

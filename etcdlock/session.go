@@ -104,6 +104,10 @@ type Session struct {
 	ctx    context.Context // ends with the session, and with it every watch
 	stop   context.CancelFunc
 	ttl    time.Duration // as granted
+	born   time.Time
+	// expires is when the lease may have expired on the server, as time
+	// since born: a TTL after the last answered renewal was sent.
+	expires atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -169,7 +173,8 @@ func NewSession(cli *clientv3.Client, opts ...Option) (*Session, error) {
 	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(cli.Ctx()))
 	ttl := time.Duration(resp.TTL) * time.Second
-	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: session.NewEnding(), ctx: sctx, stop: stop, ttl: ttl}
+	s := &Session{cli: cli, lease: o.lease, log: o.log, ending: session.NewEnding(), ctx: sctx, stop: stop, ttl: ttl, born: time.Now()}
+	s.expires.Store(int64(sent.Add(ttl).Sub(s.born)))
 	s.keys.salt = rand.Uint64()
 	// A closed client renews nothing, and its watches end at once, which
 	// waiters would take for a change and watch again until the TTL ran out.
@@ -225,6 +230,7 @@ func (s *Session) keepAlive(renewed time.Time, ttl time.Duration) {
 		case err == nil && resp.TTL > 0:
 			ttl := time.Duration(resp.TTL) * time.Second
 			deadline = sent.Add(ttl)
+			s.expires.Store(int64(deadline.Sub(s.born)))
 			attempt = max(ttl/3, 500*time.Millisecond)
 			if !s.sleep(ttl / 3) {
 				return
@@ -233,7 +239,7 @@ func (s *Session) keepAlive(renewed time.Time, ttl time.Duration) {
 			s.end(fmt.Errorf("%w: etcd lease %x expired or revoked", turnstile.ErrLost, s.lease))
 			return
 		case !time.Now().Before(deadline):
-			s.end(fmt.Errorf("%w: etcd lease %x not renewed within its TTL: %v", turnstile.ErrLost, s.lease, err))
+			s.end(fmt.Errorf("%w: %v", s.errUnrenewed(), err))
 			return
 		default:
 			// Unreachable for now: retry until the lease may be gone.
@@ -271,7 +277,20 @@ func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
 
 // Err returns nil while the session lives, then why it ended: an error
 // matching turnstile.ErrLost, or turnstile.ErrSessionClosed after Close.
-func (s *Session) Err() error { return s.ending.Err() }
+func (s *Session) Err() error {
+	// The clock is read here too, not only by keepAlive: a process woken
+	// from a pause runs some goroutine first, and one that asks for its
+	// token must not get it from a lease that may have expired meanwhile.
+	if s.ending.Err() == nil && time.Since(s.born) >= time.Duration(s.expires.Load()) {
+		s.end(s.errUnrenewed())
+	}
+	return s.ending.Err()
+}
+
+// errUnrenewed ends a session whose lease went unrenewed for its TTL.
+func (s *Session) errUnrenewed() error {
+	return fmt.Errorf("%w: etcd lease %x not renewed within its TTL", turnstile.ErrLost, s.lease)
+}
 
 // Lease returns the session's lease.
 func (s *Session) Lease() clientv3.LeaseID { return s.lease }

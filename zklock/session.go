@@ -313,6 +313,10 @@ func (s *Session) start(conn *zk.Conn, o options) error {
 	return nil
 }
 
+// errUnheard ends a session whose requests went unanswered for longer
+// than its timeout.
+var errUnheard = fmt.Errorf("%w: no answer from ZooKeeper for longer than the session timeout", turnstile.ErrLost)
+
 // follow tracks the session. The server expires it a session timeout
 // after it last heard from the client, and a connection that looks up
 // is no sign that it still hears: so when heard is kept, the session is
@@ -359,7 +363,7 @@ func (s *Session) follow() {
 					continue
 				}
 			}
-			s.end(fmt.Errorf("%w: no answer from ZooKeeper for longer than the session timeout", turnstile.ErrLost))
+			s.end(errUnheard)
 		case <-s.quit:
 			return
 		}
@@ -442,7 +446,16 @@ func (s *Session) Done() <-chan struct{} { return s.ending.Done() }
 
 // Err returns nil while the session lives, then why it ended: an error
 // matching turnstile.ErrLost, or turnstile.ErrSessionClosed after Close.
-func (s *Session) Err() error { return s.ending.Err() }
+func (s *Session) Err() error {
+	// The clock is read here too, not only by the session's goroutine: a
+	// process woken from a pause runs some goroutine first, and one that
+	// asks for its token must not get it from a session that may have
+	// expired meanwhile.
+	if s.tracked && s.ending.Err() == nil && s.untilExpiry() <= 0 {
+		s.end(errUnheard)
+	}
+	return s.ending.Err()
+}
 
 // ID returns the ZooKeeper session id.
 func (s *Session) ID() int64 { return s.id }

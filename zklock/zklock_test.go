@@ -900,3 +900,13 @@ func TestThrottled(t *testing.T) {
 	require.Positive(t, throttled, "requests the server throttled")
 	t.Logf("%d requests throttled", throttled)
 }
+
+// A holder whose process stops for longer than its session timeout holds
+// nothing when it runs again, before its session's own goroutines run.
+func TestPausedHolder(t *testing.T) {
+	locktest.PausedHolder(t, 6*time.Second, func(ctx context.Context) func() int64 {
+		m := zklock.NewMutex(connect(t, shared.Get(t)), locktest.Name())
+		require.NoError(t, m.Lock(ctx))
+		return m.Token
+	})
+}

@@ -394,7 +394,7 @@ func (l *Lock) Holds(kind turnstile.Kind) bool {
 // gone reports whether h is lost, whether or not its loss channel has
 // closed yet: a session that has ended holds nothing.
 func (l *Lock) gone(h *Hold) bool {
-	return l.b.Tracker().ended(h) || Closed(l.b.Done())
+	return l.b.Tracker().ended(h) || l.b.Err() != nil
 }
 
 // Lost returns the current hold's loss channel, or nil when nothing is

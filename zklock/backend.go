@@ -84,11 +84,15 @@ func (s *Session) readAfter(ctx context.Context, name string) *pipelinedRead {
 			r.answer <- nil // no one waits for it
 			return
 		}
-		// The read already runs on a goroutine of its own, which result
-		// stops waiting for when ctx ends: under ctx it would be handed
-		// to another. A request the client has taken ends with the
+		// Sent once, on the goroutine it already has: on any error the
+		// caller reads again under its own ctx, so that a read no one
+		// waits for is not sent again while the server is overloaded or
+		// out of reach. A request the client has taken ends with the
 		// connection, so the goroutine does not outlive the session.
-		q, _ := backend{s}.Queue(context.Background(), name) // on error, nil: the caller reads again
+		var q []queue.Contender
+		if children, _, err := s.conn.Children(name); err == nil {
+			q = s.queue(name, children)
+		}
 		r.answer <- q
 	}) {
 		return nil
@@ -368,9 +372,14 @@ func (s backend) Queue(ctx context.Context, name string) ([]queue.Contender, err
 	if err != nil {
 		return nil, fmt.Errorf("zklock: read queue %s: %w", name, err)
 	}
+	return s.queue(name, children), nil
+}
+
+// queue reads name's children as its queue, in the server's order.
+func (s *Session) queue(name string, children []string) []queue.Contender {
 	q := s.contenders(name, children)
 	znode.Sort(q)
-	return q, nil
+	return q
 }
 
 // contenders reads name's children as contenders, leaving out the others.

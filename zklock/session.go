@@ -552,7 +552,7 @@ func callOr[T any](ctx context.Context, s *Session, f func() (T, error), late fu
 // request (ZooKeeper's ZTHROTTLEDOP), which it does before applying it.
 // The client knows no such error and reports the bare code.
 func throttled(err error) bool {
-	return err != nil && err.Error() == "unknown error: -127"
+	return err != nil && strings.HasSuffix(err.Error(), "unknown error: -127")
 }
 
 // pause waits a moment before a request is sent again, while the client

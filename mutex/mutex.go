@@ -125,7 +125,10 @@ func (m *Mutex) Unlock(ctx context.Context) error {
 // Token returns the fencing token of the current hold: the zxid that
 // created its ZooKeeper node, or its etcd key's create revision, larger
 // for every later grant of the same name by any client. It returns 0
-// when nothing is held or the hold was lost.
+// when nothing is held or the hold was lost, which includes a session
+// the server may have ended (by zklock.Connect's, no request answered
+// for a session timeout; by etcdlock's, its lease not renewed for a
+// TTL): after a process pause, from the first call.
 func (m *Mutex) Token() int64 {
 	return m.l.Token()
 }

@@ -487,9 +487,11 @@ func TestBadOptions(t *testing.T) {
 // A holder whose process stops for longer than its lease's TTL holds
 // nothing when it runs again, before its session's own goroutines run.
 func TestPausedHolder(t *testing.T) {
-	locktest.PausedHolder(t, 7*time.Second, func(ctx context.Context) func() int64 {
-		m := etcdlock.NewMutex(session(t, shared.Get(t).Client(t)), locktest.Name())
+	cli := shared.Get(t).Client(t)
+	locktest.PausedHolder(t, 7*time.Second, func(ctx context.Context) (func() int64, <-chan struct{}) {
+		s := session(t, cli)
+		m := etcdlock.NewMutex(s, locktest.Name())
 		require.NoError(t, m.Lock(ctx))
-		return m.Token
+		return m.Token, s.Done()
 	})
 }

@@ -904,9 +904,11 @@ func TestThrottled(t *testing.T) {
 // A holder whose process stops for longer than its session timeout holds
 // nothing when it runs again, before its session's own goroutines run.
 func TestPausedHolder(t *testing.T) {
-	locktest.PausedHolder(t, 6*time.Second, func(ctx context.Context) func() int64 {
-		m := zklock.NewMutex(connect(t, shared.Get(t)), locktest.Name())
+	c := shared.Get(t)
+	locktest.PausedHolder(t, 6*time.Second, func(ctx context.Context) (func() int64, <-chan struct{}) {
+		s := connect(t, c)
+		m := zklock.NewMutex(s, locktest.Name())
 		require.NoError(t, m.Lock(ctx))
-		return m.Token
+		return m.Token, s.Done()
 	})
 }

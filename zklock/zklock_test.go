@@ -715,26 +715,42 @@ func TestOthersData(t *testing.T) {
 // join and leave between a join's create and its read, the case where the
 // token is not read off the parent's stat.
 func TestTokenUnderContention(t *testing.T) {
-	ctx := context.Background()
 	c := shared.Get(t)
 	name := locktest.Top()
 	observer := connect(t, c).Conn()
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	var ms []*zklock.Mutex
 	for range 4 {
-		m := zklock.NewMutex(connect(t, c), name)
+		ms = append(ms, zklock.NewMutex(connect(t, c), name))
+	}
+	takeTurns(t, ms, 40, func(m *zklock.Mutex) error {
+		_, stat, err := observer.Exists(m.Sequencer().Key)
+		if err == nil && (stat == nil || stat.Czxid != m.Token()) {
+			err = fmt.Errorf("token %d of %s, czxid %+v", m.Token(), m.Sequencer().Key, stat)
+		}
+		return err
+	})
+}
+
+// takeTurns has every one of ms Lock and Unlock rounds times, all at once,
+// calling held, if any, while it holds, and reports every error.
+func takeTurns(t *testing.T, ms []*zklock.Mutex, rounds int, held func(*zklock.Mutex) error) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ms))
+	for _, m := range ms {
 		wg.Go(func() {
-			for range 40 {
+			for range rounds {
 				if err := m.Lock(ctx); err != nil {
-					errs <- err
+					errs <- fmt.Errorf("lock: %w", err)
 					return
 				}
-				_, stat, err := observer.Exists(m.Sequencer().Key)
-				if err == nil && (stat == nil || stat.Czxid != m.Token()) {
-					err = fmt.Errorf("token %d of %s, czxid %+v", m.Token(), m.Sequencer().Key, stat)
+				var err error
+				if held != nil {
+					err = held(m)
 				}
 				if err := m.Unlock(ctx); err != nil {
-					errs <- err
+					errs <- fmt.Errorf("unlock: %w", err)
 					return
 				}
 				if err != nil {
@@ -870,31 +886,13 @@ func TestThrottled(t *testing.T) {
 		zktest.Property("zookeeper.request_throttle_max_requests", "1"),
 		zktest.Property("zookeeper.request_throttle_stall_time", "1"),
 		zktest.Property("zookeeper.throttled_op_wait_time", "1"))
-	ctx := context.Background()
 	name := locktest.Name()
-	var wg sync.WaitGroup
-	errs := make(chan error, 100)
+	var ms []*zklock.Mutex
 	for range 6 {
-		m := zklock.NewMutex(connect(t, c), name)
-		wg.Go(func() {
-			for range 5 {
-				if err := m.Lock(ctx); err != nil {
-					errs <- fmt.Errorf("lock: %w", err)
-					return
-				}
-				if err := m.Unlock(ctx); err != nil {
-					errs <- fmt.Errorf("unlock: %w", err)
-					return
-				}
-			}
-		})
+		ms = append(ms, zklock.NewMutex(connect(t, c), name))
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	vars, err := c.Node(0).Mntr(ctx)
+	takeTurns(t, ms, 5, nil)
+	vars, err := c.Node(0).Mntr(context.Background())
 	require.NoError(t, err)
 	throttled, _ := strconv.Atoi(vars["zk_throttled_ops"])
 	require.Positive(t, throttled, "requests the server throttled")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turnstile-go/turnstile/internal/recipe"
 	"github.com/turnstile-go/turnstile/internal/testing/testenv"
 )
 
@@ -37,7 +38,7 @@ func PausedHolder(t *testing.T, pause time.Duration, lock func(ctx context.Conte
 		for last := time.Now(); ; {
 			now := time.Now()
 			if now.Sub(last) > pause/2 {
-				ended := closed(done)
+				ended := recipe.Closed(done)
 				fmt.Printf("resumed %d %t\n", token(), ended)
 				return
 			}
@@ -57,15 +58,6 @@ func PausedHolder(t *testing.T, pause time.Duration, lock func(ctx context.Conte
 			return
 		}
 		t.Logf("run %d: the session's own goroutine noticed the pause first; again", attempt)
-	}
-}
-
-func closed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }
 

@@ -573,7 +573,7 @@ func (s *Session) watchExit(ctx context.Context, path string) (*exitWatch, error
 	if v, ok := s.exitWatches.Load(path); ok {
 		select {
 		case <-v.(*exitWatch).fired:
-			s.exitWatches.CompareAndDelete(path, v)
+			s.dropExit(path, v.(*exitWatch))
 		default:
 			return v.(*exitWatch), nil
 		}
@@ -589,19 +589,58 @@ func (s *Session) watchExit(ctx context.Context, path string) (*exitWatch, error
 		return nil, err
 	}
 	w := &exitWatch{ch: ch, fired: make(chan struct{})}
-	s.exitWatches.LoadOrStore(path, w) // one set meanwhile stays shared; this one serves this wait
+	// One set meanwhile stays shared; this one serves this wait.
+	if _, shared := s.exitWatches.LoadOrStore(path, w); !shared {
+		if n := s.exitCount.Add(1); n >= max(s.exitPrune.Load(), exitPruneAt) {
+			s.pruneExits()
+		}
+	}
 	return w, nil
+}
+
+// exitPruneAt is the fewest watches at which pruneExits runs.
+const exitPruneAt = 16
+
+// pruneExits retires the watches that fired while no one waited on them:
+// the waits on them were all given up before their node went, and they
+// would otherwise stay for the session's life, one for every hold that
+// a given-up Lock waited behind. It runs each time the watches have
+// doubled since it last ran, so that its work is a constant per watch.
+func (s *Session) pruneExits() {
+	s.exitWatches.Range(func(path, v any) bool {
+		w := v.(*exitWatch)
+		select {
+		case ev, ok := <-w.ch:
+			w.took(s, path.(string), ev, ok)
+		default:
+		}
+		return true
+	})
+	s.exitPrune.Store(max(2*s.exitCount.Load(), exitPruneAt))
+}
+
+// dropExit removes w, the watch on path, from the session's.
+func (s *Session) dropExit(path string, w *exitWatch) {
+	if s.exitWatches.CompareAndDelete(path, w) {
+		s.exitCount.Add(-1)
+	}
+}
+
+// took handles a receive from w.ch: whoever gets the event keeps it for
+// every waiter and retires the watch; the others find the channel closed.
+func (w *exitWatch) took(s *Session, path string, ev zk.Event, ok bool) {
+	if ok {
+		w.ev = ev
+		s.dropExit(path, w)
+		close(w.fired)
+	}
 }
 
 // event waits for w's event, until ctx or the session ends.
 func (w *exitWatch) event(ctx context.Context, s *Session, path string) (zk.Event, error) {
 	select {
 	case ev, ok := <-w.ch:
-		if ok {
-			w.ev = ev
-			s.exitWatches.CompareAndDelete(path, w)
-			close(w.fired)
-		} // else another waiter took the event, and sets it
+		w.took(s, path, ev, ok)
 	case <-w.fired:
 	case <-ctx.Done():
 		return zk.Event{}, ctx.Err()

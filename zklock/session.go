@@ -173,10 +173,12 @@ type Session struct {
 	quitOnce sync.Once
 
 	tracker      recipe.Tracker
-	swept        string   // the last key Gone read; only the tracker's one sweep calls Gone
-	stampRefused sync.Map // names under which this session may not write its own nodes
-	joinWatches  sync.Map // name → <-chan zk.Event: AwaitJoin's watch on it, until it fires
-	exitWatches  sync.Map // node path → *exitWatch: AwaitExit's watch on it, until it fires
+	swept        string       // the last key Gone read; only the tracker's one sweep calls Gone
+	stampRefused sync.Map     // names under which this session may not write its own nodes
+	joinWatches  sync.Map     // name → <-chan zk.Event: AwaitJoin's watch on it, until it fires
+	exitWatches  sync.Map     // node path → *exitWatch: AwaitExit's watch on it, until it fires
+	exitCount    atomic.Int64 // the watches in exitWatches
+	exitPrune    atomic.Int64 // when exitCount reaches it, pruneExits runs
 }
 
 // Connect opens a session on the ZooKeeper ensemble at servers

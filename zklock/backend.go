@@ -572,8 +572,7 @@ type exitWatch struct {
 func (s *Session) watchExit(ctx context.Context, path string) (*exitWatch, error) {
 	if v, ok := s.exitWatches.Load(path); ok {
 		select {
-		case <-v.(*exitWatch).fired:
-			s.dropExit(path, v.(*exitWatch))
+		case <-v.(*exitWatch).fired: // dropped by whoever took its event
 		default:
 			return v.(*exitWatch), nil
 		}

@@ -878,6 +878,29 @@ func TestGivenUpWaitsShareAWatch(t *testing.T) {
 	require.NoError(t, holder.Unlock(ctx))
 }
 
+// A wait given up on a node that later goes, with no one waiting on it
+// any more, leaves nothing behind in the session: Locks given up behind
+// one holder after another must not grow it.
+func TestGivenUpWatchesDoNotPileUp(t *testing.T) {
+	ctx, c, name := t.Context(), shared.Get(t), locktest.Name()
+	s := connect(t, c)
+	holder, waiter := zklock.NewMutex(connect(t, c), name), zklock.NewMutex(s, name)
+	const rounds = 60
+	for range rounds {
+		require.NoError(t, holder.Lock(ctx))
+		short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		err := waiter.Lock(short)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded, "waiter's Lock")
+		require.NoError(t, holder.Unlock(ctx))
+	}
+	left := zklock.ExitWatches(s)
+	t.Logf("%d of %d given-up watches left", left, rounds)
+	if left > zklock.ExitPruneAt {
+		t.Errorf("%d of %d given-up watches left in the session", left, rounds)
+	}
+}
+
 // A server that throttles (ZooKeeper's request throttler answers a request
 // that waited too long in its queue without applying it) slows Locks and
 // Unlocks down but fails none of them.
